@@ -1,0 +1,66 @@
+"""rio-rt: a fast async runtime for Python with a Cython engine.
+
+The native API, modelled on Rust's futures::
+
+    import rio_rt as rio
+
+    async def main():
+        task = rio.spawn(rio.sleep(0.1))
+        await task
+        return "done"
+
+    print(rio.block_on(main()))
+
+Everything a user needs is exported here; power tools live in
+``rio_rt.lowlevel``.
+"""
+
+from asyncio import CancelledError, InvalidStateError
+
+from rio_core import (
+    PENDING,
+    Context,
+    Future,
+    Ready,
+    Runtime,
+    Sleep,
+    Task,
+    Waker,
+    block_on,
+    current_task,
+    monotonic,
+    sleep,
+    sleep_until,
+    spawn,
+    yield_now,
+)
+
+from rio_rt._blocking import spawn_blocking
+from rio_rt._timeout import Timeout, timeout, timeout_at, wait_for
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PENDING",
+    "CancelledError",
+    "Context",
+    "Future",
+    "InvalidStateError",
+    "Ready",
+    "Runtime",
+    "Sleep",
+    "Task",
+    "Timeout",
+    "Waker",
+    "block_on",
+    "current_task",
+    "monotonic",
+    "sleep",
+    "sleep_until",
+    "spawn",
+    "spawn_blocking",
+    "timeout",
+    "timeout_at",
+    "wait_for",
+    "yield_now",
+]

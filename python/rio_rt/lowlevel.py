@@ -1,0 +1,23 @@
+"""Power tools for building on the rio engine: handles, timers, the runtime."""
+
+from rio_core import (
+    Handle,
+    TimerHandle,
+    YieldNow,
+    call_at,
+    current_runtime,
+    debug_build,
+    debug_counters,
+    monotonic_ns,
+)
+
+__all__ = [
+    "Handle",
+    "TimerHandle",
+    "YieldNow",
+    "call_at",
+    "current_runtime",
+    "debug_build",
+    "debug_counters",
+    "monotonic_ns",
+]

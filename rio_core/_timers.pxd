@@ -1,0 +1,57 @@
+# cython: language_level=3
+from libc.stdint cimport int64_t, uint64_t
+from cpython.object cimport PyObject
+
+
+cdef enum TimerState:
+    TIMER_IDLE        # created, not in any heap
+    TIMER_ARMED       # in a heap, waiting for its deadline
+    TIMER_FIRED       # deadline passed; its action ran or was queued
+    TIMER_CANCELLED   # cancelled while armed; the heap drops it lazily
+
+
+cdef enum TimerAction:
+    ACTION_WAKE       # wake ``target`` (a Task) through the runtime
+    ACTION_CALLBACK   # queue the handle; the runtime calls target(*args)
+
+
+cdef class Handle:
+    """A callback queued on the ready queue (the asyncio door's Handle)."""
+    cdef object callback
+    cdef tuple args
+    cdef object context     # contextvars.Context or None
+    cdef bint cancelled_flag
+    cdef object __weakref__
+
+    cdef int run(self) except -1
+
+
+cdef class TimerHandle(Handle):
+    # Invariant: deadline_ns is fixed once the handle is armed (heap order).
+    cdef readonly int64_t deadline_ns
+    cdef TimerState state
+    cdef TimerAction action
+    cdef object target          # Task for ACTION_WAKE
+    cdef TimerHeap heap         # set while armed, for the cancelled count
+
+
+cdef struct HeapSlot:
+    int64_t deadline_ns
+    uint64_t seq                # FIFO among equal deadlines
+    PyObject *handle            # owned reference to a TimerHandle
+
+
+cdef class TimerHeap:
+    cdef HeapSlot *slots
+    cdef Py_ssize_t size
+    cdef Py_ssize_t capacity
+    cdef uint64_t next_seq
+    # Invariant: cancelled == number of slots whose handle is TIMER_CANCELLED.
+    cdef Py_ssize_t cancelled
+
+    cdef int push(self, TimerHandle handle) except -1
+    cdef PyObject *_pop_top(self) noexcept
+    cdef TimerHandle pop_due(self, int64_t now_ns)
+    cdef int64_t next_deadline(self) noexcept
+    cdef int compact(self) except -1
+    cdef void clear(self) noexcept

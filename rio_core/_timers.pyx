@@ -1,0 +1,258 @@
+# cython: language_level=3
+"""Timers: one binary min-heap for ``Sleep`` and for ``call_later``/``call_at``.
+
+Design note
+-----------
+- Entries are ``(deadline_ns, seq)`` keys in a flat C array of structs, so a
+  sift compares integers in contiguous memory and never touches a Python
+  object. ``seq`` breaks ties in insertion order (FIFO for equal deadlines).
+- Insert is O(log n). Cancel is O(1): it only marks the handle
+  ``TIMER_CANCELLED`` and counts it. Most timers are cancelled before they fire
+  (timeouts that did not expire, sleeps of cancelled tasks), so removing them
+  eagerly would pay O(log n) plus an index map for nothing. Cancelled entries
+  are dropped when they reach the top, and ``compact()`` rebuilds the heap
+  (O(n) heapify) once more than half of a large heap is dead, so memory stays
+  bounded by twice the live timers.
+- Deadlines are nanoseconds of CLOCK_MONOTONIC (int64: ~292 years). A timer
+  fires only when ``now_ns >= deadline_ns``: never early.
+"""
+
+from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
+from cpython.ref cimport Py_INCREF, Py_DECREF
+from cpython.object cimport PyObject
+from cpython.contextvars cimport PyContext_Enter, PyContext_Exit
+from cpython.tuple cimport PyTuple_GET_SIZE
+
+cdef extern from "rio.h":
+    bint RIO_DEBUG_ENABLED
+    int64_t rio_monotonic_ns() nogil
+
+cdef extern from "Python.h":
+    object PyObject_Call(object callable, object args, PyObject *kwargs)
+
+cdef Py_ssize_t COMPACT_MIN_SIZE = 64
+
+# Debug-build leak counter (see rio_core.debug_counters()).
+cdef Py_ssize_t rio_live_timer_handles = 0
+
+
+def _debug_timer_handles():
+    return rio_live_timer_handles
+
+
+cdef class Handle:
+    def __cinit__(self):
+        if RIO_DEBUG_ENABLED:
+            global rio_live_timer_handles
+            rio_live_timer_handles += 1
+
+    def __dealloc__(self):
+        if RIO_DEBUG_ENABLED:
+            global rio_live_timer_handles
+            rio_live_timer_handles -= 1
+
+    def cancel(self):
+        """Cancel the callback; does nothing if it already ran."""
+        self.cancelled_flag = True
+        self.callback = None
+        self.args = None
+
+    def cancelled(self):
+        return self.cancelled_flag
+
+    cdef int run(self) except -1:
+        """Call the callback in its context. Exceptions propagate to the runtime."""
+        if self.cancelled_flag:
+            return 0
+        cdef object callback = self.callback
+        cdef tuple args = self.args if self.args is not None else ()
+        cdef object context = self.context
+        if context is None:
+            PyObject_Call(callback, args, NULL)
+            return 0
+        PyContext_Enter(context)
+        try:
+            PyObject_Call(callback, args, NULL)
+        finally:
+            PyContext_Exit(context)
+        return 0
+
+    def __repr__(self):
+        state = "cancelled" if self.cancelled_flag else "pending"
+        return f"<{type(self).__name__} {state} {self.callback!r}>"
+
+
+cdef class TimerHandle(Handle):
+    def cancel(self):
+        """Cancel the timer. O(1): the heap drops the entry lazily."""
+        if self.state == TIMER_ARMED:
+            self.state = TIMER_CANCELLED
+            if self.heap is not None:
+                self.heap.cancelled += 1
+        elif self.state == TIMER_IDLE:
+            self.state = TIMER_CANCELLED
+        self.cancelled_flag = True
+        self.target = None
+        self.callback = None
+        self.args = None
+
+    def when(self):
+        """The deadline, in seconds of the runtime clock."""
+        return self.deadline_ns / 1e9
+
+
+cdef inline bint slot_less(HeapSlot *a, HeapSlot *b) noexcept:
+    if a.deadline_ns != b.deadline_ns:
+        return a.deadline_ns < b.deadline_ns
+    return a.seq < b.seq
+
+
+cdef inline void sift_up(HeapSlot *slots, Py_ssize_t pos) noexcept:
+    cdef HeapSlot item = slots[pos]
+    cdef Py_ssize_t parent
+    while pos > 0:
+        parent = (pos - 1) >> 1
+        if slot_less(&item, &slots[parent]):
+            slots[pos] = slots[parent]
+            pos = parent
+        else:
+            break
+    slots[pos] = item
+
+
+cdef inline void sift_down(HeapSlot *slots, Py_ssize_t size, Py_ssize_t pos) noexcept:
+    cdef HeapSlot item = slots[pos]
+    cdef Py_ssize_t child
+    while True:
+        child = 2 * pos + 1
+        if child >= size:
+            break
+        if child + 1 < size and slot_less(&slots[child + 1], &slots[child]):
+            child += 1
+        if slot_less(&slots[child], &item):
+            slots[pos] = slots[child]
+            pos = child
+        else:
+            break
+    slots[pos] = item
+
+
+cdef class TimerHeap:
+    def __cinit__(self):
+        self.capacity = 64
+        self.slots = <HeapSlot *>PyMem_Malloc(self.capacity * sizeof(HeapSlot))
+        if self.slots == NULL:
+            raise MemoryError()
+        self.size = 0
+        self.next_seq = 0
+        self.cancelled = 0
+
+    def __dealloc__(self):
+        self.clear()
+        PyMem_Free(self.slots)
+
+    def __len__(self):
+        return self.size - self.cancelled
+
+    cdef int push(self, TimerHandle handle) except -1:
+        cdef HeapSlot *grown
+        if handle.state != TIMER_IDLE:
+            raise RuntimeError("timer handle is already armed or finished")
+        if self.size == self.capacity:
+            grown = <HeapSlot *>PyMem_Realloc(self.slots, 2 * self.capacity * sizeof(HeapSlot))
+            if grown == NULL:
+                raise MemoryError()
+            self.slots = grown
+            self.capacity *= 2
+        Py_INCREF(handle)
+        self.slots[self.size].deadline_ns = handle.deadline_ns
+        self.slots[self.size].seq = self.next_seq
+        self.slots[self.size].handle = <PyObject *>handle
+        self.next_seq += 1
+        self.size += 1
+        sift_up(self.slots, self.size - 1)
+        handle.state = TIMER_ARMED
+        handle.heap = self
+        return 0
+
+    cdef PyObject *_pop_top(self) noexcept:
+        """Remove the top slot; the caller owns the returned reference."""
+        cdef PyObject *top = self.slots[0].handle
+        self.size -= 1
+        if self.size > 0:
+            self.slots[0] = self.slots[self.size]
+            sift_down(self.slots, self.size, 0)
+        return top
+
+    cdef TimerHandle pop_due(self, int64_t now_ns):
+        """Pop the earliest live handle whose deadline is <= now_ns, or None.
+
+        Cancelled handles met on the way are dropped.
+        """
+        cdef PyObject *top
+        cdef TimerHandle handle
+        while self.size > 0:
+            top = self.slots[0].handle
+            if (<TimerHandle>top).state == TIMER_CANCELLED:
+                self._pop_top()
+                self.cancelled -= 1
+                (<TimerHandle>top).heap = None
+                Py_DECREF(<object>top)
+                continue
+            if self.slots[0].deadline_ns > now_ns:
+                return None
+            self._pop_top()
+            handle = <TimerHandle>top
+            Py_DECREF(<object>top)      # `handle` holds its own reference now
+            handle.state = TIMER_FIRED
+            handle.heap = None
+            return handle
+        return None
+
+    cdef int64_t next_deadline(self) noexcept:
+        """The earliest live deadline, or -1 when no timer is armed."""
+        cdef PyObject *top
+        while self.size > 0:
+            top = self.slots[0].handle
+            if (<TimerHandle>top).state != TIMER_CANCELLED:
+                return self.slots[0].deadline_ns
+            self._pop_top()
+            self.cancelled -= 1
+            (<TimerHandle>top).heap = None
+            Py_DECREF(<object>top)
+        return -1
+
+    cdef int compact(self) except -1:
+        """Drop every cancelled entry when they are the majority of a large heap."""
+        cdef Py_ssize_t i, kept = 0
+        cdef PyObject *h
+        if self.size < COMPACT_MIN_SIZE or self.cancelled * 2 <= self.size:
+            return 0
+        for i in range(self.size):
+            h = self.slots[i].handle
+            if (<TimerHandle>h).state == TIMER_CANCELLED:
+                (<TimerHandle>h).heap = None
+                Py_DECREF(<object>h)
+            else:
+                self.slots[kept] = self.slots[i]
+                kept += 1
+        self.size = kept
+        self.cancelled = 0
+        i = kept // 2 - 1
+        while i >= 0:
+            sift_down(self.slots, self.size, i)
+            i -= 1
+        if RIO_DEBUG_ENABLED:
+            for i in range(1, self.size):
+                assert not slot_less(&self.slots[i], &self.slots[(i - 1) >> 1]), "heap order"
+        return 0
+
+    cdef void clear(self) noexcept:
+        cdef PyObject *h
+        while self.size > 0:
+            self.size -= 1
+            h = self.slots[self.size].handle
+            (<TimerHandle>h).state = TIMER_CANCELLED
+            (<TimerHandle>h).heap = None
+            Py_DECREF(<object>h)
+        self.cancelled = 0

@@ -1,0 +1,72 @@
+/* rio.h: the few things Cython cannot say portably by itself.
+ *
+ * - RIO_DEBUG (0/1) comes from setup.py; RIO_DEBUG_ENABLED lets Cython test it
+ *   as an ordinary constant, so the C compiler removes debug branches in release.
+ * - RIO_TLS: a thread-local storage class. Each thread may run its own runtime,
+ *   and "the current task" must never leak across threads (the GIL can switch
+ *   threads in the middle of a tick).
+ * - rio_monotonic_ns(): CLOCK_MONOTONIC in nanoseconds (the same clock as
+ *   time.monotonic() on Linux and macOS).
+ */
+#ifndef RIO_H
+#define RIO_H
+
+#include <Python.h>
+#include <stdint.h>
+
+#ifndef RIO_DEBUG
+#define RIO_DEBUG 0
+#endif
+#define RIO_DEBUG_ENABLED RIO_DEBUG
+
+#if defined(_MSC_VER)
+#define RIO_TLS __declspec(thread)
+#else
+#define RIO_TLS __thread
+#endif
+
+#if defined(_WIN32)
+#include <windows.h>
+static inline int64_t rio_monotonic_ns(void) {
+    static LARGE_INTEGER freq;
+    LARGE_INTEGER now;
+    if (freq.QuadPart == 0) QueryPerformanceFrequency(&freq);
+    QueryPerformanceCounter(&now);
+    return (int64_t)((double)now.QuadPart * 1e9 / (double)freq.QuadPart);
+}
+#else
+#include <time.h>
+static inline int64_t rio_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + (int64_t)ts.tv_nsec;
+}
+#endif
+
+/* Thread-local "current runtime" and "current task" (borrowed pointers: the
+ * runtime holds the owning references while they are set). */
+static RIO_TLS void *rio_tls_current_runtime = 0;
+static RIO_TLS void *rio_tls_current_task = 0;
+
+static inline void *rio_get_current_runtime(void) { return rio_tls_current_runtime; }
+static inline void rio_set_current_runtime(void *rt) { rio_tls_current_runtime = rt; }
+static inline void *rio_get_current_task(void) { return rio_tls_current_task; }
+static inline void rio_set_current_task(void *t) { rio_tls_current_task = t; }
+
+/* The exception currently raised, normalized, with its traceback attached;
+ * a new reference, and the error indicator is cleared. */
+static inline PyObject *rio_fetch_exception(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb != NULL && value != NULL) PyException_SetTraceback(value, tb);
+    Py_XDECREF(type);
+    Py_XDECREF(tb);
+    return value;
+#endif
+}
+
+#endif
