@@ -14,7 +14,7 @@ from setuptools import Extension, setup
 DEBUG = os.environ.get("RIO_DEBUG", "") not in ("", "0")
 ANNOTATE = os.environ.get("RIO_ANNOTATE", "") not in ("", "0")
 
-MODULES = ["_timers", "_reactor", "_runtime"]
+MODULES = ["_timers", "_reactor", "_runtime", "_sync"]
 
 macros = [("RIO_DEBUG", "1" if DEBUG else "0")]
 if sys.platform == "win32":

@@ -27,6 +27,7 @@ from rio_core._runtime import (
     spawn,
     yield_now,
 )
+from rio_core._sync import Oneshot
 from rio_core._timers import Handle, TimerHandle
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "Context",
     "Future",
     "Handle",
+    "Oneshot",
     "Ready",
     "Runtime",
     "Sleep",

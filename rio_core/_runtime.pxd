@@ -111,3 +111,8 @@ cdef class Runtime:
     cdef int report_handle_error(self, object handle, object exc) except -1
     cdef TimerHandle add_timer(self, int64_t deadline_ns, object target, object callback,
                                tuple args, object context)
+
+
+cdef int wake_task(Task task) except -1
+cdef Task current_task_or_none()
+cdef object PENDING_

@@ -71,6 +71,7 @@ cdef extern from "rio.h":
     void *rio_get_current_task() noexcept
     void rio_set_current_task(void *t) noexcept
     PyObject *rio_fetch_exception() noexcept
+    void rio_set_stop_value(object value) noexcept
 
 cdef extern from "Python.h":
     ctypedef enum PySendResult:
@@ -159,7 +160,7 @@ cdef class Context:
         return f"<Context of {self.waker.task!r}>"
 
 
-cdef inline Task current_task_or_none():
+cdef Task current_task_or_none():
     cdef void *p = rio_get_current_task()
     if p == NULL:
         return None
@@ -355,9 +356,9 @@ cdef class Task:
         if self.state == TASK_DONE:
             self.exception_retrieved = True
             if self.outcome == OUTCOME_RESULT:
-                if self.result_value is None:
-                    raise StopIteration
-                raise StopIteration(self.result_value)
+                if self.result_value is not None:
+                    rio_set_stop_value(self.result_value)
+                raise StopIteration     # returns NULL with the value set above
             if self.outcome == OUTCOME_CANCELLED:
                 raise self._cancelled_error()
             raise self.result_value
@@ -434,9 +435,9 @@ cdef class Future:
         if r is PENDING_:
             return PENDING_
         if type(r) is Ready:
-            if (<Ready>r).value is None:
-                raise StopIteration
-            raise StopIteration((<Ready>r).value)
+            if (<Ready>r).value is not None:
+                rio_set_stop_value((<Ready>r).value)
+            raise StopIteration     # returns NULL with the value set above
         raise TypeError(
             f"{type(self).__name__}.poll() must return rio_rt.Ready(value) or "
             f"rio_rt.PENDING, got {r!r}")

@@ -69,4 +69,23 @@ static inline PyObject *rio_fetch_exception(void) {
 #endif
 }
 
+/* Set StopIteration carrying `value`, for an iterator's __next__ that then
+ * ends with a bare `raise StopIteration` (which Cython turns into "return
+ * NULL", adding no traceback frame). Before 3.12 the error is stored
+ * unnormalised, so no exception object is created at all. */
+static inline void rio_set_stop_value(PyObject *value) {
+    PyObject *exc;
+#if PY_VERSION_HEX < 0x030C0000
+    if (!PyTuple_Check(value) && !PyExceptionInstance_Check(value)) {
+        PyErr_SetObject(PyExc_StopIteration, value);
+        return;
+    }
+#endif
+    exc = PyObject_CallOneArg(PyExc_StopIteration, value);
+    if (exc != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, exc);
+        Py_DECREF(exc);
+    }
+}
+
 #endif
