@@ -14,9 +14,12 @@ from setuptools import Extension, setup
 DEBUG = os.environ.get("RIO_DEBUG", "") not in ("", "0")
 ANNOTATE = os.environ.get("RIO_ANNOTATE", "") not in ("", "0")
 
-MODULES = ["_timers", "_reactor", "_runtime", "_sync"]
+MODULES = ["_timers", "_reactor", "_runtime", "_sync", "_io"]
 
 macros = [("RIO_DEBUG", "1" if DEBUG else "0")]
+# RIO_REACTOR=poll builds the poll(2) fallback reactor on Linux too, so it is tested here.
+if os.environ.get("RIO_REACTOR", "") == "poll":
+    macros.append(("RIO_FORCE_POLL", "1"))
 if sys.platform == "win32":
     extra_compile = []
 else:

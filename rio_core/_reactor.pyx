@@ -1,69 +1,72 @@
 # cython: language_level=3
-"""The reactor driver: owns the OS poller and turns readiness into wakes.
+"""The reactor driver: owns the OS poller and reports readiness to the tick.
 
-Some facts about epoll this module relies on
---------------------------------------------
-- Interest is per fd, not per (fd, direction): one ``epoll_ctl`` entry holds
-  both directions, so a ``Registration`` keeps the reader and the writer of one
-  fd together and the mask is recomputed from which of them is present.
-- Level-triggered mode is used: a waiter that did not drain the fd is told
-  again on the next poll, so no readiness is lost when a task is cancelled
-  between the event and its step.
-- ``epoll_event.data.ptr`` points at the Registration (a borrowed pointer; the
-  ``registrations`` dict owns it), so an event costs no dict lookup.
-- The runtime's wake-up fd is the read end of a non-blocking self-pipe, not an
-  eventfd: CPython's ``signal.set_wakeup_fd`` writes single bytes, and one pipe
-  then serves both cross-thread wakes and signals.
-- ``epoll_wait`` releases the GIL. EINTR returns no events; the caller runs
+Some facts this module relies on
+--------------------------------
+- Interest is per fd, not per (fd, direction): one poller entry holds both
+  directions, so a ``Registration`` keeps an fd's reader and writer together.
+- Level-triggered mode (epoll without EPOLLET, and poll(2)): readiness that
+  nobody consumed is reported again, so no readiness is lost when a task is
+  cancelled between the event and its step. Edge-triggered mode was rejected
+  because ``wait_readable`` must be able to return for data that arrived
+  before the wait began.
+- Interest is added when a waiter parks and dropped lazily: when an event
+  finds no waiter for its direction, that direction is removed. A stream that
+  reads, parks, reads again keeps its entry and costs no ``epoll_ctl`` per
+  read; a socket nobody reads cannot make the poller spin (one wasted event).
+- Closing an fd drops it from epoll only when the last descriptor of the
+  open file goes away, and a new fd may reuse the number. So owners call
+  ``notify_closing`` before closing; MOD falling back to ADD on ENOENT (in
+  rio_poll.h) covers an fd reopened behind our back.
+- The runtime's wake-up fd is the read end of a non-blocking self-pipe, not
+  an eventfd: CPython's ``signal.set_wakeup_fd`` writes single bytes, and one
+  pipe serves both cross-thread wakes and signals.
+- The wait releases the GIL. EINTR returns no events and runs
   ``PyErr_CheckSignals`` so Python signal handlers run promptly.
 """
 
-from libc.errno cimport errno, EINTR, EAGAIN, ENOENT
+from libc.errno cimport errno, EINTR
 from libc.stdlib cimport malloc, free
 from cpython.exc cimport PyErr_SetFromErrno, PyErr_CheckSignals
 
-cdef extern from "rio_poll.h" nogil:
-    long read(int fd, void *buf, size_t n)
-    long write(int fd, const void *buf, size_t n)
-    int close(int fd)
-
-cdef int WAKE_TOKEN = 0     # data.fd marker for the wake pipe (never a real Registration)
+BACKEND = RIO_BACKEND.decode()
 
 
 cdef class Registration:
     def __cinit__(self, int fd):
         self.fd = fd
-        self.events = 0
-        self.reader = None
-        self.writer = None
+
+    cdef uint32_t wanted(self) noexcept:
+        cdef uint32_t want = 0
+        if self.reader is not None:
+            want |= RIO_IN
+        if self.writer is not None:
+            want |= RIO_OUT
+        return want
+
+    def __repr__(self):
+        return f"<Registration fd={self.fd} reader={self.reader!r} writer={self.writer!r}>"
 
 
 cdef class Reactor:
     def __cinit__(self, int max_events=256):
         cdef int fds[2]
-        cdef epoll_event ev
-        self.epfd = -1
+        self.poller = NULL
         self.wake_read_fd = -1
         self.wake_write_fd = -1
         self.events = NULL
         self.registrations = {}
-        if not RIO_HAVE_EPOLL:
-            raise OSError(
-                "rio-rt's reactor needs epoll; the kqueue/select backends for this "
-                "platform are not built yet")
-        self.epfd = epoll_create1(EPOLL_CLOEXEC)
-        if self.epfd < 0:
+        self.poller = rio_poller_new()
+        if self.poller == NULL:
             PyErr_SetFromErrno(OSError)
         if rio_make_pipe(fds) < 0:
             PyErr_SetFromErrno(OSError)
         self.wake_read_fd = fds[0]
         self.wake_write_fd = fds[1]
-        ev.events = EPOLLIN
-        ev.data.ptr = NULL          # NULL marks the wake pipe
-        if epoll_ctl(self.epfd, EPOLL_CTL_ADD, self.wake_read_fd, &ev) < 0:
+        if rio_poller_ctl(self.poller, self.wake_read_fd, RIO_IN, NULL, 0) < 0:
             PyErr_SetFromErrno(OSError)
         self.max_events = max_events
-        self.events = <epoll_event *>malloc(max_events * sizeof(epoll_event))
+        self.events = <rio_event *>malloc(max_events * sizeof(rio_event))
         if self.events == NULL:
             raise MemoryError()
 
@@ -75,25 +78,27 @@ cdef class Reactor:
         """The write end of the self-pipe (for ``signal.set_wakeup_fd``)."""
         return self.wake_write_fd
 
-    def fileno(self):
-        return self.epfd
+    @property
+    def backend(self):
+        return BACKEND
 
     def __len__(self):
         return len(self.registrations)
 
     cdef int close(self) except -1:
-        if self.epfd >= 0:
-            close(self.epfd)
-            self.epfd = -1
+        if self.poller != NULL:
+            rio_poller_free(self.poller)
+            self.poller = NULL
         if self.wake_read_fd >= 0:
-            close(self.wake_read_fd)
-            close(self.wake_write_fd)
+            rio_close(self.wake_read_fd)
+            rio_close(self.wake_write_fd)
             self.wake_read_fd = -1
             self.wake_write_fd = -1
         if self.events != NULL:
             free(self.events)
             self.events = NULL
         self.nready = 0
+        self.registrations = {}
         return 0
 
     cdef int notify(self) except -1:
@@ -103,7 +108,7 @@ cdef class Reactor:
             return 0
         self.wake_pending = True
         with nogil:
-            write(self.wake_write_fd, &byte, 1)   # EAGAIN: pipe full, a wake is pending anyway
+            rio_write(self.wake_write_fd, &byte, 1)   # EAGAIN: full, a wake is pending anyway
         return 0
 
     cdef int poll(self, int timeout_ms) except -1:
@@ -113,11 +118,11 @@ cdef class Reactor:
         """
         cdef int n, i, k = 0
         cdef char buf[256]
-        cdef int epfd = self.epfd
-        if epfd < 0:
+        cdef rio_poller *poller = self.poller
+        if poller == NULL:
             raise RuntimeError("reactor is closed")
         with nogil:
-            n = epoll_wait(epfd, self.events, self.max_events, timeout_ms)
+            n = rio_poller_wait(poller, self.events, self.max_events, timeout_ms)
         self.waits += 1
         if n < 0:
             self.nready = 0
@@ -126,9 +131,9 @@ cdef class Reactor:
                 return 0
             PyErr_SetFromErrno(OSError)
         for i in range(n):
-            if self.events[i].data.ptr == NULL:
+            if self.events[i].ptr == NULL:
                 self.wake_pending = False
-                while read(self.wake_read_fd, buf, sizeof(buf)) > 0:
+                while rio_read(self.wake_read_fd, buf, sizeof(buf)) > 0:
                     pass
             else:
                 if k != i:
@@ -138,7 +143,7 @@ cdef class Reactor:
         return 0
 
     cdef Registration ready_registration(self, int i):
-        return <Registration>self.events[i].data.ptr
+        return <Registration>self.events[i].ptr
 
     cdef uint32_t ready_events(self, int i) noexcept:
         return self.events[i].events
@@ -150,29 +155,42 @@ cdef class Reactor:
             self.registrations[fd] = reg
         return reg
 
-    cdef int set_interest(self, Registration reg) except -1:
-        """Bring the kernel's interest for ``reg.fd`` in line with its waiters."""
-        cdef epoll_event ev
-        cdef uint32_t want = 0
-        cdef int op
-        if reg.reader is not None:
-            want |= EPOLLIN
-        if reg.writer is not None:
-            want |= EPOLLOUT
-        if want == reg.events:
-            return 0
-        ev.events = want
-        ev.data.ptr = <void *>reg
-        if want == 0:
-            op = EPOLL_CTL_DEL
-        elif reg.events == 0:
-            op = EPOLL_CTL_ADD
-        else:
-            op = EPOLL_CTL_MOD
-        if epoll_ctl(self.epfd, op, reg.fd, &ev) < 0:
-            if not (op == EPOLL_CTL_DEL and errno == ENOENT):
+    cdef int add_interest(self, Registration reg) except -1:
+        """Make the poller watch every direction that has a waiter."""
+        cdef uint32_t want = reg.kernel_events | reg.wanted()
+        cdef Registration current
+        if reg.closed:
+            raise OSError(9, f"fd {reg.fd} was closed (notify_closing) while in use")
+        current = self.registrations.get(reg.fd)
+        if current is not reg:
+            if current is not None:
+                raise RuntimeError(f"fd {reg.fd} already has another registration")
+            self.registrations[reg.fd] = reg
+        if want != reg.kernel_events:
+            if rio_poller_ctl(self.poller, reg.fd, want, <void *>reg, reg.kernel_events != 0) < 0:
                 PyErr_SetFromErrno(OSError)
-        reg.events = want
-        if want == 0:
-            self.registrations.pop(reg.fd, None)
+            reg.kernel_events = want
+        return 0
+
+    cdef int sync_interest(self, Registration reg) except -1:
+        """Make the poller watch exactly the directions that have a waiter;
+        forget the fd when none has."""
+        cdef uint32_t want = reg.wanted()
+        if want != reg.kernel_events:
+            if rio_poller_ctl(self.poller, reg.fd, want, <void *>reg, reg.kernel_events != 0) < 0:
+                PyErr_SetFromErrno(OSError)
+            reg.kernel_events = want
+        if want == 0 and self.registrations.get(reg.fd) is reg:
+            del self.registrations[reg.fd]
+        return 0
+
+    cdef int forget(self, int fd) except -1:
+        """Drop fd from the poller (it is being closed)."""
+        cdef Registration reg = self.registrations.pop(fd, None)
+        if reg is None:
+            return 0
+        reg.closed = True
+        if reg.kernel_events != 0 and self.poller != NULL:
+            rio_poller_ctl(self.poller, fd, 0, <void *>reg, 1)
+            reg.kernel_events = 0
         return 0

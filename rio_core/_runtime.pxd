@@ -102,7 +102,6 @@ cdef class Runtime:
     cdef int wake(self, Task task) except -1
     cdef int step(self, Task task) except -1
     cdef tuple throw_into(self, Task task)
-    cdef int dispatch_io(self, object waiter) except -1
     cdef list live_tasks(self)
     cdef int shutdown_tasks(self) except -1
     cdef int finish(self, Task task, TaskOutcome outcome, object value) except -1
@@ -116,3 +115,5 @@ cdef class Runtime:
 cdef int wake_task(Task task) except -1
 cdef Task current_task_or_none()
 cdef object PENDING_
+cdef Runtime current_runtime_or_none()
+cdef Ready READY_NONE

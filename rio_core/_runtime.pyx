@@ -49,13 +49,14 @@ from libc.math cimport isnan, isinf
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
+from cpython.exc cimport PyErr_CheckSignals
 
 from rio_core._queue cimport Ring, ring_init, ring_push, ring_pop, ring_clear
 from rio_core._timers cimport (
     Handle, TimerHandle, TimerHeap, TIMER_IDLE, TIMER_ARMED, TIMER_FIRED,
     TIMER_CANCELLED, ACTION_WAKE, ACTION_CALLBACK,
 )
-from rio_core._reactor cimport Reactor, Registration, EPOLLIN, EPOLLOUT, EPOLLERR, EPOLLHUP
+from rio_core._reactor cimport Reactor, Registration, RIO_IN, RIO_OUT, RIO_ERR, RIO_HUP
 
 import sys
 import signal as _signal
@@ -167,7 +168,7 @@ cdef Task current_task_or_none():
     return <Task>p
 
 
-cdef inline Runtime current_runtime_or_none():
+cdef Runtime current_runtime_or_none():
     cdef void *p = rio_get_current_runtime()
     if p == NULL:
         return None
@@ -835,6 +836,7 @@ cdef class Runtime:
         cdef list injected
         cdef Registration reg
         cdef unsigned int events
+        cdef bint stale
         self.ticks += 1
 
         # 1. wakes injected by other threads
@@ -901,6 +903,7 @@ cdef class Runtime:
                     timeout_ms = <int>delta if delta < 86_400_000 else 86_400_000
             self.reactor.poll(timeout_ms)
             self.last_io_poll_ns = self.now_ns()
+            PyErr_CheckSignals()        # run Python handlers of signals that woke us
         elif len(self.reactor.registrations) > 0:
             now = self.now_ns()
             if (now - self.last_io_poll_ns >= IO_POLL_INTERVAL_NS
@@ -914,16 +917,32 @@ cdef class Runtime:
         for i in range(self.reactor.nready):
             reg = self.reactor.ready_registration(i)
             events = self.reactor.ready_events(i)
-            if events & (EPOLLIN | EPOLLERR | EPOLLHUP) and reg.reader is not None:
-                self.dispatch_io(reg.reader)
-            if events & (EPOLLOUT | EPOLLERR | EPOLLHUP) and reg.writer is not None:
-                self.dispatch_io(reg.writer)
-        return 0
-
-    cdef int dispatch_io(self, object waiter) except -1:
-        if type(waiter) is Task:
-            return wake_task(<Task>waiter)
-        ring_push(&self.ready, waiter)
+            stale = False
+            if events & (RIO_IN | RIO_ERR | RIO_HUP):
+                if reg.reader is None:
+                    stale = True
+                else:
+                    entry = reg.reader
+                    if type(entry) is Task:        # one-shot waiter
+                        reg.reader = None
+                        reg.fired |= RIO_IN
+                        wake_task(<Task>entry)
+                    else:                          # persistent callback handle
+                        ring_push(&self.ready, entry)
+            if events & (RIO_OUT | RIO_ERR | RIO_HUP):
+                if reg.writer is None:
+                    stale = True
+                else:
+                    entry = reg.writer
+                    if type(entry) is Task:
+                        reg.writer = None
+                        reg.fired |= RIO_OUT
+                        wake_task(<Task>entry)
+                    else:
+                        ring_push(&self.ready, entry)
+            if stale:
+                # readiness nobody waits for: stop watching that direction
+                self.reactor.sync_interest(reg)
         return 0
 
     cdef int report_handle_error(self, object handle, object exc) except -1:
@@ -1024,16 +1043,8 @@ cdef class Runtime:
         self.timers.clear()
         self.reactor.close()
 
-    # ---- reactor interest for the I/O layer
-
-    def _set_io_waiter(self, int fd, bint writable, object waiter):
-        """Set (or clear, with None) the task/handle woken when fd is ready."""
-        cdef Registration reg = self.reactor.registration(fd)
-        if writable:
-            reg.writer = waiter
-        else:
-            reg.reader = waiter
-        self.reactor.set_interest(reg)
+    def _reactor_backend(self):
+        return self.reactor.backend
 
 
 class _SigintGuard:

@@ -36,6 +36,7 @@ from rio_core import (
     yield_now,
 )
 
+from rio_rt import lowlevel
 from rio_rt._blocking import spawn_blocking
 from rio_rt._timeout import Timeout, timeout, timeout_at, wait_for
 
@@ -55,6 +56,7 @@ __all__ = [
     "Timeout",
     "Waker",
     "block_on",
+    "lowlevel",
     "current_task",
     "monotonic",
     "sleep",

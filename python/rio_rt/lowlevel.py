@@ -1,5 +1,12 @@
 """Power tools for building on the rio engine: handles, timers, the runtime."""
 
+from rio_core._io import (
+    BusyResourceError,
+    ClosedResourceError,
+    notify_closing,
+    wait_readable,
+    wait_writable,
+)
 from rio_core import (
     Handle,
     TimerHandle,
@@ -12,6 +19,11 @@ from rio_core import (
 )
 
 __all__ = [
+    "BusyResourceError",
+    "ClosedResourceError",
+    "notify_closing",
+    "wait_readable",
+    "wait_writable",
     "Handle",
     "TimerHandle",
     "YieldNow",
