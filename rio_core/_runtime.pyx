@@ -1056,30 +1056,33 @@ class _SigintGuard:
         self.main = None
         self.interrupted = False
         self.installed = False
+        self.wakeup_installed = False
         self.old_handler = None
         self.old_wakeup_fd = -1
 
     def install(self):
         if _threading.current_thread() is not _threading.main_thread():
             return
-        if _signal.getsignal(_signal.SIGINT) is not _signal.default_int_handler:
-            return
-        self.old_handler = _signal.signal(_signal.SIGINT, self.on_sigint)
+        # Signals that arrive while the runtime sleeps in the OS must wake it.
         try:
             self.old_wakeup_fd = _signal.set_wakeup_fd(_runtime_wakeup_fd(self.rt))
+            self.wakeup_installed = True
         except (ValueError, OSError):
             self.old_wakeup_fd = -1
-        self.installed = True
+        if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+            self.old_handler = _signal.signal(_signal.SIGINT, self.on_sigint)
+            self.installed = True
 
     def uninstall(self):
-        if not self.installed:
-            return
-        self.installed = False
-        _signal.signal(_signal.SIGINT, self.old_handler)
-        try:
-            _signal.set_wakeup_fd(self.old_wakeup_fd)
-        except (ValueError, OSError):
-            pass
+        if self.installed:
+            self.installed = False
+            _signal.signal(_signal.SIGINT, self.old_handler)
+        if self.wakeup_installed:
+            self.wakeup_installed = False
+            try:
+                _signal.set_wakeup_fd(self.old_wakeup_fd)
+            except (ValueError, OSError):
+                pass
 
     def on_sigint(self, signum, frame):
         if self.interrupted or self.main is None or self.main.done():

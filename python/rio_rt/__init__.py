@@ -36,8 +36,8 @@ from rio_core import (
     yield_now,
 )
 
-from rio_rt import lowlevel
-from rio_rt._blocking import spawn_blocking
+from rio_rt import lowlevel, net, signal
+from rio_core._blocking import spawn_blocking
 from rio_rt._timeout import Timeout, timeout, timeout_at, wait_for
 
 __version__ = "0.1.0"
@@ -57,6 +57,8 @@ __all__ = [
     "Waker",
     "block_on",
     "lowlevel",
+    "net",
+    "signal",
     "current_task",
     "monotonic",
     "sleep",

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import rio_core
+import rio_core._runtime as rio_core
 
 T = TypeVar("T")
 

@@ -1,0 +1,46 @@
+# cython: language_level=3
+
+cdef class Stream:
+    cdef object sock
+    cdef int fd
+    cdef bint closed
+    cdef object peer
+    cdef char *rbuf
+
+    cdef int attach(self, object sock, object peer) except -1
+    cdef int check_open(self, str what) except -1
+
+
+cdef class TcpStream(Stream):
+    pass
+
+
+cdef class UnixStream(Stream):
+    pass
+
+
+cdef class Listener:
+    cdef object sock
+    cdef int fd
+    cdef bint closed
+    cdef readonly Py_ssize_t exhausted_count
+
+    cdef int attach(self, object sock) except -1
+    cdef object wrap(self, object conn, object address)
+
+
+cdef class TcpListener(Listener):
+    pass
+
+
+cdef class UnixListener(Listener):
+    pass
+
+
+cdef class UdpSocket:
+    cdef object sock
+    cdef int fd
+    cdef bint closed
+    cdef object peer
+
+    cdef int check_open(self, str what) except -1
