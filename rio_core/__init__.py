@@ -4,6 +4,24 @@ Its documented API is what this module exports; ``rio_rt`` uses nothing else.
 ``rio_core`` never imports ``rio_rt``.
 """
 
+from rio_core._blocking import blocking_pool_size, spawn_blocking
+from rio_core._io import (
+    BusyResourceError,
+    ClosedResourceError,
+    notify_closing,
+    wait_readable,
+    wait_writable,
+)
+from rio_core._net import (
+    Listener,
+    Stream,
+    TcpListener,
+    TcpStream,
+    UdpSocket,
+    UnixListener,
+    UnixStream,
+    lookup_host,
+)
 from rio_core._runtime import (
     PENDING,
     Context,
@@ -32,27 +50,42 @@ from rio_core._timers import Handle, TimerHandle
 
 __all__ = [
     "PENDING",
+    "BusyResourceError",
+    "ClosedResourceError",
     "Context",
     "Future",
     "Handle",
+    "Listener",
     "Oneshot",
     "Ready",
     "Runtime",
     "Sleep",
+    "Stream",
     "Task",
+    "TcpListener",
+    "TcpStream",
     "TimerHandle",
+    "UdpSocket",
+    "UnixListener",
+    "UnixStream",
     "Waker",
     "YieldNow",
     "block_on",
+    "blocking_pool_size",
     "call_at",
     "current_runtime",
     "current_task",
     "debug_build",
     "debug_counters",
+    "lookup_host",
     "monotonic",
     "monotonic_ns",
+    "notify_closing",
     "sleep",
     "sleep_until",
     "spawn",
+    "spawn_blocking",
+    "wait_readable",
+    "wait_writable",
     "yield_now",
 ]

@@ -27,6 +27,7 @@ from rio_core import (
     Sleep,
     Task,
     Waker,
+    spawn_blocking,
     block_on,
     current_task,
     monotonic,
@@ -37,7 +38,7 @@ from rio_core import (
 )
 
 from rio_rt import lowlevel, net, signal
-from rio_core._blocking import spawn_blocking
+
 from rio_rt._timeout import Timeout, timeout, timeout_at, wait_for
 
 __version__ = "0.1.0"

@@ -1,13 +1,11 @@
 """Power tools for building on the rio engine: handles, timers, the runtime."""
 
-from rio_core._io import (
+from rio_core import (
     BusyResourceError,
     ClosedResourceError,
     notify_closing,
     wait_readable,
     wait_writable,
-)
-from rio_core import (
     Handle,
     TimerHandle,
     YieldNow,

@@ -19,8 +19,9 @@ would block::
     rio.block_on(main())
 """
 
-from rio_core._io import BusyResourceError, ClosedResourceError
-from rio_core._net import (
+from rio_core import (
+    BusyResourceError,
+    ClosedResourceError,
     Listener,
     Stream,
     TcpListener,
