@@ -81,4 +81,6 @@ def spawn_blocking(fn: Callable[..., T], /, *args: Any) -> rio_core.Task:
     its return value or raises its exception when awaited."""
     if not callable(fn):
         raise TypeError(f"spawn_blocking() expects a callable, got {type(fn).__name__}")
-    return rio_core.spawn(_run_blocking(_BlockingCall(fn, args)), name=getattr(fn, "__name__", None))
+    return rio_core.spawn(
+        _run_blocking(_BlockingCall(fn, args)), name=getattr(fn, "__name__", None)
+    )

@@ -1,9 +1,10 @@
 """Type stubs for ``rio_core._io`` (readiness waits: how I/O parks a task)."""
 
 from collections.abc import Generator
+from types import TracebackType
 from typing import Any, NoReturn, Protocol, type_check_only
 
-from types import TracebackType
+from typing_extensions import disjoint_base
 
 from rio_core._runtime import Future, _ThrowType
 
@@ -21,12 +22,13 @@ class ClosedResourceError(OSError):
 class BusyResourceError(RuntimeError):
     """Another task is already waiting for the same fd in the same direction."""
 
+@disjoint_base
 class IoWait(Future):
     """Ready when ``fd`` is readable (or writable)."""
 
     @property
     def fd(self) -> int: ...
-    def __await__(self) -> Generator[Any, Any, None]: ...
+    def __await__(self) -> Generator[Any, Any]: ...
     def throw(
         self, typ: _ThrowType, val: object = None, tb: TracebackType | None = None
     ) -> NoReturn: ...

@@ -16,7 +16,7 @@ cdef extern from "rio_poll.h" nogil:
         pass
     rio_poller *rio_poller_new()
     void rio_poller_free(rio_poller *p)
-    int rio_poller_ctl(rio_poller *p, int fd, uint32_t events, void *ptr, int registered)
+    int rio_poller_ctl(rio_poller *p, int fd, uint32_t events, void *ptr, uint32_t old_events)
     int rio_poller_wait(rio_poller *p, rio_event *out, int max, int timeout_ms)
     int rio_make_pipe(int fds[2])
     long rio_read(int fd, void *buf, size_t n)

@@ -1,35 +1,52 @@
 """Type stubs for ``rio_core._reactor`` (the OS poller driver).
 
 Engine-internal: the runtime owns one ``Reactor``; Python code sees only its
-counters and file descriptors.
+counters, its backend name and its registrations' waiters.
 """
 
-from typing import Any
+from typing import Any, Final, Literal, Self
+
+from typing_extensions import disjoint_base
 
 from rio_core._runtime import Task
 from rio_core._timers import Handle
 
+_Backend = Literal["epoll", "poll", "none"]
+
+# The poller compiled in: "epoll" (Linux), "poll" (other POSIX systems, or
+# Linux built with RIO_REACTOR=poll), "none" (Windows, for now).
+BACKEND: Final[_Backend]
+
+@disjoint_base
 class Registration:
-    """Interest in one fd: at most one reader and one writer (a Task or Handle)."""
+    """Interest in one fd: at most one reader and one writer.
+
+    A Task waiter is one-shot (the reactor clears it and sets the matching
+    bit in ``fired``); a Handle stays until removed.
+    """
 
     reader: Task[Any] | Handle | None
     writer: Task[Any] | Handle | None
-    def __init__(self, fd: int) -> None: ...
+    fired: int
+    closed: bool
+    def __new__(cls, fd: int) -> Self: ...
     @property
     def fd(self) -> int: ...
 
+@disjoint_base
 class Reactor:
-    """Owns the epoll instance and the self-pipe that wakes it.
+    """Owns the OS poller and the self-pipe that wakes it.
 
-    Constructing one raises ``OSError`` where epoll is not available.
+    Constructing one raises ``OSError`` where no poller backend is built.
     """
 
-    def __init__(self, max_events: int = 256) -> None: ...
+    def __new__(cls, max_events: int = 256) -> Self: ...
     @property
     def wakeup_fd(self) -> int: ...
+    @property
+    def backend(self) -> _Backend: ...
     @property
     def nready(self) -> int: ...
     @property
     def waits(self) -> int: ...
-    def fileno(self) -> int: ...
     def __len__(self) -> int: ...

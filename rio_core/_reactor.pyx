@@ -5,7 +5,11 @@ Some facts this module relies on
 --------------------------------
 - Interest is per fd, not per (fd, direction): one poller entry holds both
   directions, so a ``Registration`` keeps an fd's reader and writer together.
-- Level-triggered mode (epoll without EPOLLET, and poll(2)): readiness that
+- Backends (rio_poll.h): epoll on Linux, kqueue on macOS and the BSDs,
+  poll(2) elsewhere; ``RIO_REACTOR=poll`` at build time selects the fallback
+  anywhere, so it is tested on Linux too. ``BACKEND`` names the one built.
+- Level-triggered mode (epoll without EPOLLET, kqueue without EV_CLEAR, and
+  poll(2)): readiness that
   nobody consumed is reported again, so no readiness is lost when a task is
   cancelled between the event and its step. Edge-triggered mode was rejected
   because ``wait_readable`` must be able to return for data that arrived
@@ -167,7 +171,7 @@ cdef class Reactor:
                 raise RuntimeError(f"fd {reg.fd} already has another registration")
             self.registrations[reg.fd] = reg
         if want != reg.kernel_events:
-            if rio_poller_ctl(self.poller, reg.fd, want, <void *>reg, reg.kernel_events != 0) < 0:
+            if rio_poller_ctl(self.poller, reg.fd, want, <void *>reg, reg.kernel_events) < 0:
                 PyErr_SetFromErrno(OSError)
             reg.kernel_events = want
         return 0
@@ -177,7 +181,7 @@ cdef class Reactor:
         forget the fd when none has."""
         cdef uint32_t want = reg.wanted()
         if want != reg.kernel_events:
-            if rio_poller_ctl(self.poller, reg.fd, want, <void *>reg, reg.kernel_events != 0) < 0:
+            if rio_poller_ctl(self.poller, reg.fd, want, <void *>reg, reg.kernel_events) < 0:
                 PyErr_SetFromErrno(OSError)
             reg.kernel_events = want
         if want == 0 and self.registrations.get(reg.fd) is reg:
@@ -191,6 +195,6 @@ cdef class Reactor:
             return 0
         reg.closed = True
         if reg.kernel_events != 0 and self.poller != NULL:
-            rio_poller_ctl(self.poller, fd, 0, <void *>reg, 1)
+            rio_poller_ctl(self.poller, fd, 0, <void *>reg, reg.kernel_events)
             reg.kernel_events = 0
         return 0

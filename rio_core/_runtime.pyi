@@ -33,7 +33,9 @@ from typing import (
     overload,
 )
 
-from rio_core._timers import Handle, TimerHandle
+from typing_extensions import disjoint_base
+
+from rio_core._timers import TimerHandle
 
 _T = TypeVar("_T")
 _T_co = TypeVar("_T_co", covariant=True)
@@ -61,7 +63,7 @@ class Ready(Generic[_T_co]):
     def __init__(self, value: _T_co) -> None: ...
     @property
     def value(self) -> _T_co: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     __hash__: ClassVar[None]  # type: ignore[assignment]
 
 # Waker, Context and Task are made by the runtime: calling the class raises TypeError.
@@ -115,6 +117,7 @@ class Task(Generic[_T_co]):
     def close(self) -> None: ...
     def __del__(self) -> None: ...
 
+@disjoint_base
 class Future:
     """Base class for leaf futures: implement ``poll(cx)`` returning
     ``Ready(value)`` or ``PENDING``; keep ``cx.waker`` and wake it when the
@@ -130,6 +133,7 @@ class Future:
     ) -> NoReturn: ...
     def close(self) -> None: ...
 
+@disjoint_base
 class Sleep(Future):
     """A leaf future ready ``seconds`` after it was created."""
 
@@ -141,13 +145,13 @@ class Sleep(Future):
     @property
     def deadline_ns(self) -> int: ...
     def poll(self, cx: Context) -> Ready[None] | _Pending: ...
-    def __await__(self) -> Generator[Any, Any, None]: ...
+    def __await__(self) -> Generator[Any, Any]: ...
 
 @final
 class YieldNow:
     """Awaitable that yields to the runtime once (re-queued at the back)."""
 
-    def __await__(self) -> Generator[None, Any, None]: ...
+    def __await__(self) -> Generator[None, Any]: ...
     def __iter__(self) -> Self: ...
     def __next__(self) -> None: ...
 
@@ -162,6 +166,7 @@ class _RuntimeStats(TypedDict):
     fds: int
     injected: int
 
+@disjoint_base
 class Runtime:
     """An explicit runtime. ``Runtime().block_on(coro)`` runs on this thread."""
 
@@ -181,14 +186,11 @@ class Runtime:
         self,
         when: float,
         callback: Callable[[Unpack[_Ts]], object],
-        *args: Unpack[_Ts],
+        *args: *_Ts,
         context: contextvars.Context | None = None,
     ) -> TimerHandle: ...
     def close(self) -> None: ...
-    # For the I/O layer: the task or handle woken when ``fd`` is ready (None clears it).
-    def _set_io_waiter(
-        self, fd: int, writable: bool, waiter: Task[Any] | Handle | None
-    ) -> None: ...
+    def _reactor_backend(self) -> str: ...
 
 def spawn(coro: Coroutine[Any, Any, _T], *, name: object = None) -> Task[_T]: ...
 def current_task() -> Task[Any] | None: ...
@@ -196,7 +198,7 @@ def current_runtime() -> Runtime | None: ...
 def call_at(
     when: float,
     callback: Callable[[Unpack[_Ts]], object],
-    *args: Unpack[_Ts],
+    *args: *_Ts,
     context: contextvars.Context | None = None,
 ) -> TimerHandle: ...
 def block_on(awaitable: Awaitable[_T]) -> _T: ...

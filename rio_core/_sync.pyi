@@ -3,10 +3,13 @@
 from collections.abc import Generator
 from typing import Any, Generic, TypeVar, overload
 
+from typing_extensions import disjoint_base
+
 from rio_core._runtime import Context, Future, Ready, _Pending
 
 _T = TypeVar("_T")
 
+@disjoint_base
 class Oneshot(Future, Generic[_T]):
     """A value set once and awaited; ``set`` is safe from any thread.
 

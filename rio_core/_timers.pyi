@@ -1,11 +1,15 @@
 """Type stubs for ``rio_core._timers`` (callback handles and the timer heap)."""
 
+from typing_extensions import disjoint_base
+
+@disjoint_base
 class Handle:
     """A callback queued on the ready queue (the asyncio door's Handle)."""
 
     def cancel(self) -> None: ...
     def cancelled(self) -> bool: ...
 
+@disjoint_base
 class TimerHandle(Handle):
     """A timer on the runtime's heap; ``cancel()`` is O(1)."""
 
@@ -13,6 +17,7 @@ class TimerHandle(Handle):
     def deadline_ns(self) -> int: ...
     def when(self) -> float: ...
 
+@disjoint_base
 class TimerHeap:
     """The runtime's timer heap (engine-internal; only its size is visible)."""
 

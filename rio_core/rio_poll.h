@@ -1,15 +1,19 @@
 /* rio_poll.h: the reactor's driver boundary (one poll set, one wake pipe).
  *
  *   rio_poller_new / rio_poller_free
- *   rio_poller_ctl(p, fd, events, ptr)   set the interest of fd (0 removes it)
+ *   rio_poller_ctl(p, fd, events, ptr, old_events)
+ *                                        set the interest of fd (0 removes it)
  *   rio_poller_wait(p, out, max, timeout_ms)
  *   rio_make_pipe(fds)                   non-blocking, close-on-exec self-pipe
  *
  * Backends, chosen at build time:
  *   - epoll (Linux): level-triggered; ptr travels in epoll_event.data.
- *   - poll(2) (other POSIX systems, and Linux when built with RIO_REACTOR=poll
- *     so the fallback is tested): an array of pollfd entries rebuilt only
- *     when interest changes; O(n) per wait, fine for a fallback.
+ *   - kqueue (macOS and the BSDs): one EVFILT_READ and one EVFILT_WRITE
+ *     filter per fd, level-triggered (no EV_CLEAR). Not compiled on Linux:
+ *     it is exercised by the macOS CI jobs.
+ *   - poll(2) (any other POSIX system, and Linux or macOS when built with
+ *     RIO_REACTOR=poll, so the fallback is tested here): an array of pollfd
+ *     entries changed only when interest changes; O(n) per wait.
  * Event bits are RIO_IN, RIO_OUT, RIO_ERR, RIO_HUP on every backend.
  */
 #ifndef RIO_POLL_H
@@ -33,8 +37,8 @@ typedef struct { uint32_t events; void *ptr; } rio_event;
 typedef struct rio_poller { int unused; } rio_poller;
 static inline rio_poller *rio_poller_new(void) { errno = ENOSYS; return NULL; }
 static inline void rio_poller_free(rio_poller *p) { (void)p; }
-static inline int rio_poller_ctl(rio_poller *p, int fd, uint32_t ev, void *ptr, int registered) {
-    (void)p; (void)fd; (void)ev; (void)ptr; (void)registered; errno = ENOSYS; return -1; }
+static inline int rio_poller_ctl(rio_poller *p, int fd, uint32_t ev, void *ptr, uint32_t old) {
+    (void)p; (void)fd; (void)ev; (void)ptr; (void)old; errno = ENOSYS; return -1; }
 static inline int rio_poller_wait(rio_poller *p, rio_event *out, int max, int t) {
     (void)p; (void)out; (void)max; (void)t; errno = ENOSYS; return -1; }
 static inline int rio_make_pipe(int fds[2]) { (void)fds; errno = ENOSYS; return -1; }
@@ -66,7 +70,7 @@ static inline int rio_make_pipe(int fds[2]) {
 #endif
 }
 
-#if defined(__linux__) && !defined(RIO_FORCE_POLL)
+#if defined(__linux__) && !defined(RIO_FORCE_POLL) && !defined(RIO_FORCE_KQUEUE)
 #define RIO_BACKEND "epoll"
 #include <sys/epoll.h>
 
@@ -91,15 +95,15 @@ static inline void rio_poller_free(rio_poller *p) {
     free(p);
 }
 
-/* `registered` tells whether the kernel already has an entry for fd. */
-static inline int rio_poller_ctl(rio_poller *p, int fd, uint32_t events, void *ptr, int registered) {
+/* `old_events` is what the kernel holds for fd now (0: no entry). */
+static inline int rio_poller_ctl(rio_poller *p, int fd, uint32_t events, void *ptr, uint32_t old_events) {
     struct epoll_event ev;
     int op;
     memset(&ev, 0, sizeof(ev));
     ev.events = (events & RIO_IN ? EPOLLIN : 0) | (events & RIO_OUT ? EPOLLOUT : 0);
     ev.data.ptr = ptr;
     if (events == 0) op = EPOLL_CTL_DEL;
-    else op = registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    else op = old_events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     if (epoll_ctl(p->epfd, op, fd, &ev) == 0) return 0;
     /* the fd was closed and reopened behind our back: the kernel dropped it */
     if (op == EPOLL_CTL_MOD && errno == ENOENT) return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
@@ -120,6 +124,77 @@ static inline int rio_poller_wait(rio_poller *p, rio_event *out, int max, int ti
         out[i].events = (e & EPOLLIN ? RIO_IN : 0) | (e & EPOLLOUT ? RIO_OUT : 0) |
                         (e & EPOLLERR ? RIO_ERR : 0) | (e & EPOLLHUP ? RIO_HUP : 0);
         out[i].ptr = p->buf[i].data.ptr;
+    }
+    return n;
+}
+
+#elif (defined(__APPLE__) || defined(__FreeBSD__) || defined(__OpenBSD__) || \
+       defined(__NetBSD__) || defined(__DragonFly__) || defined(RIO_FORCE_KQUEUE)) && !defined(RIO_FORCE_POLL)
+#define RIO_BACKEND "kqueue"
+#include <sys/types.h>
+#include <sys/event.h>
+#include <sys/time.h>
+
+typedef struct rio_poller {
+    int kq;
+    struct kevent *buf;
+    int cap;
+} rio_poller;
+
+static inline rio_poller *rio_poller_new(void) {
+    rio_poller *p = (rio_poller *)calloc(1, sizeof(rio_poller));
+    if (p == NULL) { errno = ENOMEM; return NULL; }
+    p->kq = kqueue();
+    if (p->kq < 0) { int e = errno; free(p); errno = e; return NULL; }
+    if (fcntl(p->kq, F_SETFD, FD_CLOEXEC) < 0) { int e = errno; close(p->kq); free(p); errno = e; return NULL; }
+    return p;
+}
+
+static inline void rio_poller_free(rio_poller *p) {
+    if (p == NULL) return;
+    close(p->kq);
+    free(p->buf);
+    free(p);
+}
+
+/* One filter per direction: add the new ones (re-adding updates udata), delete the old. */
+static inline int rio_poller_ctl(rio_poller *p, int fd, uint32_t events, void *ptr, uint32_t old_events) {
+    struct kevent changes[2];
+    int n = 0, i;
+    if (events & RIO_IN) EV_SET(&changes[n++], fd, EVFILT_READ, EV_ADD, 0, 0, ptr);
+    else if (old_events & RIO_IN) EV_SET(&changes[n++], fd, EVFILT_READ, EV_DELETE, 0, 0, ptr);
+    if (events & RIO_OUT) EV_SET(&changes[n++], fd, EVFILT_WRITE, EV_ADD, 0, 0, ptr);
+    else if (old_events & RIO_OUT) EV_SET(&changes[n++], fd, EVFILT_WRITE, EV_DELETE, 0, 0, ptr);
+    for (i = 0; i < n; i++) {
+        if (kevent(p->kq, &changes[i], 1, NULL, 0, NULL) < 0) {
+            if ((changes[i].flags & EV_DELETE) && (errno == ENOENT || errno == EBADF)) continue;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static inline int rio_poller_wait(rio_poller *p, rio_event *out, int max, int timeout_ms) {
+    struct timespec ts, *tsp = NULL;
+    int n, i;
+    if (p->cap < max) {
+        struct kevent *b = (struct kevent *)realloc(p->buf, sizeof(*b) * (size_t)max);
+        if (b == NULL) { errno = ENOMEM; return -1; }
+        p->buf = b; p->cap = max;
+    }
+    if (timeout_ms >= 0) {
+        ts.tv_sec = timeout_ms / 1000;
+        ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+        tsp = &ts;
+    }
+    n = kevent(p->kq, NULL, 0, p->buf, max, tsp);
+    for (i = 0; i < n; i++) {
+        struct kevent *ev = &p->buf[i];
+        uint32_t bits = ev->filter == EVFILT_READ ? RIO_IN : (ev->filter == EVFILT_WRITE ? RIO_OUT : 0);
+        if (ev->flags & EV_EOF) bits |= RIO_HUP;
+        if (ev->flags & EV_ERROR) bits |= RIO_ERR;
+        out[i].events = bits;
+        out[i].ptr = ev->udata;
     }
     return n;
 }
@@ -145,10 +220,10 @@ static inline void rio_poller_free(rio_poller *p) {
     free(p->fds); free(p->ptrs); free(p);
 }
 
-static inline int rio_poller_ctl(rio_poller *p, int fd, uint32_t events, void *ptr, int registered) {
+static inline int rio_poller_ctl(rio_poller *p, int fd, uint32_t events, void *ptr, uint32_t old_events) {
     int i;
     short want = (short)((events & RIO_IN ? POLLIN : 0) | (events & RIO_OUT ? POLLOUT : 0));
-    (void)registered;
+    (void)old_events;
     for (i = 0; i < p->n; i++) {
         if (p->fds[i].fd == fd) {
             if (want == 0) {               /* remove: move the last entry here */
