@@ -12,6 +12,7 @@ from rio_core._io import (
     wait_readable,
     wait_writable,
 )
+from rio_core._loop import LoopCore
 from rio_core._net import (
     Listener,
     Stream,
@@ -56,6 +57,7 @@ __all__ = [
     "Future",
     "Handle",
     "Listener",
+    "LoopCore",
     "Oneshot",
     "Ready",
     "Runtime",

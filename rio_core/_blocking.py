@@ -76,7 +76,7 @@ async def _run_blocking(call: _BlockingCall) -> Any:
     return future.result()
 
 
-def spawn_blocking(fn: Callable[..., T], /, *args: Any) -> rio_core.Task:
+def spawn_blocking(fn: Callable[..., T], /, *args: Any) -> rio_core.Task[T]:
     """Run ``fn(*args)`` in the blocking thread pool; the returned Task gives
     its return value or raises its exception when awaited."""
     if not callable(fn):

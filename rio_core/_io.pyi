@@ -4,9 +4,8 @@ from collections.abc import Generator
 from types import TracebackType
 from typing import Any, NoReturn, Protocol, type_check_only
 
-from typing_extensions import disjoint_base
-
 from rio_core._runtime import Future, _ThrowType
+from typing_extensions import disjoint_base
 
 @type_check_only
 class _HasFileno(Protocol):

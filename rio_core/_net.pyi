@@ -1,10 +1,10 @@
 """Type stubs for ``rio_core._net`` (native TCP, UDP and Unix sockets, DNS)."""
 
 import socket
-from _typeshed import ReadableBuffer, StrPath, WriteableBuffer
 from collections.abc import Coroutine
 from typing import Any, Self, TypeAlias
 
+from _typeshed import ReadableBuffer, StrPath, WriteableBuffer
 from typing_extensions import disjoint_base
 
 # An address as the socket module returns it: (host, port) for IPv4,
@@ -17,6 +17,7 @@ def format_address(address: object) -> str: ...
 async def lookup_host(
     host: str | None, port: int, *, family: int = 0, socktype: int = ...
 ) -> list[tuple[int, _RetAddress]]: ...
+
 @disjoint_base
 class Stream:
     """A connected byte stream (TCP or Unix)."""
@@ -39,14 +40,12 @@ class Stream:
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, *exc_info: object) -> None: ...
 
-@disjoint_base
 class TcpStream(Stream):
     @staticmethod
     async def connect(host: str | None, port: int) -> TcpStream: ...
     def set_nodelay(self, enabled: bool = True) -> None: ...
     def nodelay(self) -> bool: ...
 
-@disjoint_base
 class UnixStream(Stream):
     @staticmethod
     async def connect(path: StrPath) -> UnixStream: ...
@@ -70,7 +69,6 @@ class Listener:
     async def __aenter__(self) -> Self: ...
     async def __aexit__(self, *exc_info: object) -> None: ...
 
-@disjoint_base
 class TcpListener(Listener):
     @staticmethod
     async def bind(
@@ -79,7 +77,6 @@ class TcpListener(Listener):
     async def accept(self) -> tuple[TcpStream, _RetAddress]: ...
     def __anext__(self) -> Coroutine[Any, Any, tuple[TcpStream, _RetAddress]]: ...
 
-@disjoint_base
 class UnixListener(Listener):
     @staticmethod
     async def bind(path: StrPath, *, backlog: int = 1024) -> UnixListener: ...

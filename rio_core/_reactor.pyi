@@ -6,10 +6,9 @@ counters, its backend name and its registrations' waiters.
 
 from typing import Any, Final, Literal, Self
 
-from typing_extensions import disjoint_base
-
 from rio_core._runtime import Task
 from rio_core._timers import Handle
+from typing_extensions import disjoint_base
 
 _Backend = Literal["epoll", "poll", "none"]
 

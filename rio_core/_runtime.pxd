@@ -94,6 +94,7 @@ cdef class Runtime:
     # has during shutdown); the tick then never blocks in the reactor.
     cdef Task main
     cdef bint stop_requested
+    cdef bint stopping              # the asyncio door's loop.stop() was called
     cdef public object exception_handler
 
     cdef int64_t now_ns(self) noexcept

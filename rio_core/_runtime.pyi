@@ -33,9 +33,8 @@ from typing import (
     overload,
 )
 
-from typing_extensions import disjoint_base
-
 from rio_core._timers import TimerHandle
+from typing_extensions import disjoint_base
 
 _T = TypeVar("_T")
 _T_co = TypeVar("_T_co", covariant=True)

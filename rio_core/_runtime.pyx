@@ -619,7 +619,7 @@ cdef class Runtime:
     nothing is ready and no fd is registered, so timer tests take no real time.
     """
 
-    def __cinit__(self):
+    def __cinit__(self, *args, **kwargs):
         ring_init(&self.ready, 256)
         self.timers = TimerHeap()
         self.reactor = Reactor()
@@ -1045,6 +1045,23 @@ cdef class Runtime:
 
     def _reactor_backend(self):
         return self.reactor.backend
+
+    def _run_once(self):
+        """One tick as this thread's current runtime (the asyncio door's
+        run_forever calls this in a loop). Never blocks once ``stopping``."""
+        cdef void *previous = rio_get_current_runtime()
+        if previous != NULL and previous != <void *>self:
+            raise RuntimeError("another rio runtime is running in this thread")
+        rio_set_current_runtime(<void *>self)
+        try:
+            self.stop_requested = self.stopping
+            self.tick()
+            if self.pending_base_exc is not None:
+                exc = self.pending_base_exc
+                self.pending_base_exc = None
+                raise exc
+        finally:
+            rio_set_current_runtime(previous)
 
 
 class _SigintGuard:

@@ -29,6 +29,7 @@ cdef class Handle:
 cdef class TimerHandle(Handle):
     # Invariant: deadline_ns is fixed once the handle is armed (heap order).
     cdef readonly int64_t deadline_ns
+    cdef double when_seconds        # the asyncio door's `when`, exactly as given
     cdef TimerState state
     cdef TimerAction action
     cdef object target          # Task for ACTION_WAKE

@@ -60,6 +60,20 @@ cdef class Handle:
     def cancelled(self):
         return self.cancelled_flag
 
+    def get_context(self):
+        return self.context
+
+    def _run(self):
+        self.run()
+
+    @property
+    def _callback(self):
+        return self.callback
+
+    @property
+    def _args(self):
+        return self.args
+
     cdef int run(self) except -1:
         """Call the callback in its context. Exceptions propagate to the runtime."""
         if self.cancelled_flag:
@@ -98,6 +112,8 @@ cdef class TimerHandle(Handle):
 
     def when(self):
         """The deadline, in seconds of the runtime clock."""
+        if self.when_seconds != 0.0:
+            return self.when_seconds
         return self.deadline_ns / 1e9
 
 

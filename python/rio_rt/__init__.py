@@ -27,18 +27,18 @@ from rio_core import (
     Sleep,
     Task,
     Waker,
-    spawn_blocking,
     block_on,
     current_task,
     monotonic,
     sleep,
     sleep_until,
     spawn,
+    spawn_blocking,
     yield_now,
 )
 
 from rio_rt import lowlevel, net, signal
-
+from rio_rt._loop import EventLoopPolicy, Loop, install, new_event_loop, run
 from rio_rt._timeout import Timeout, timeout, timeout_at, wait_for
 
 __version__ = "0.1.0"
@@ -47,8 +47,10 @@ __all__ = [
     "PENDING",
     "CancelledError",
     "Context",
+    "EventLoopPolicy",
     "Future",
     "InvalidStateError",
+    "Loop",
     "Oneshot",
     "Ready",
     "Runtime",
@@ -57,11 +59,14 @@ __all__ = [
     "Timeout",
     "Waker",
     "block_on",
+    "install",
     "lowlevel",
     "net",
     "signal",
     "current_task",
     "monotonic",
+    "new_event_loop",
+    "run",
     "sleep",
     "sleep_until",
     "spawn",

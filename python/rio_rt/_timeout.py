@@ -10,11 +10,10 @@ cancellation apart from one requested by somebody else, as in asyncio.
 from __future__ import annotations
 
 import math
+from asyncio import CancelledError
 from collections.abc import Awaitable
 from types import TracebackType
-from typing import TypeVar
-
-from asyncio import CancelledError
+from typing import Any, TypeVar
 
 import rio_core
 
@@ -44,7 +43,7 @@ class Timeout:
 
     def __init__(self, when: float | None) -> None:
         self._when = _check_deadline(when, "when")
-        self._task: rio_core.Task | None = None
+        self._task: rio_core.Task[Any] | None = None
         self._handle: rio_core.TimerHandle | None = None
         self._expired = False
         self._cancelling = 0

@@ -3,9 +3,6 @@
 from rio_core import (
     BusyResourceError,
     ClosedResourceError,
-    notify_closing,
-    wait_readable,
-    wait_writable,
     Handle,
     TimerHandle,
     YieldNow,
@@ -14,6 +11,9 @@ from rio_core import (
     debug_build,
     debug_counters,
     monotonic_ns,
+    notify_closing,
+    wait_readable,
+    wait_writable,
 )
 
 __all__ = [

@@ -15,6 +15,7 @@ from __future__ import annotations
 import signal as _signal
 import threading
 from types import FrameType, TracebackType
+from typing import Any
 
 import rio_core
 
@@ -81,7 +82,7 @@ class SignalReceiver(rio_core.Future):
             self._waker = None
             waker.wake()
 
-    def poll(self, cx: rio_core.Context) -> object:
+    def poll(self, cx: rio_core.Context) -> Any:
         if self._pending:
             self._pending -= 1
             return rio_core.Ready(self.signum)

@@ -1,0 +1,92 @@
+"""The asyncio door: ``rio_rt.Loop``, a complete asyncio event loop on the rio engine.
+
+``Loop`` inherits the scheduling core from the engine (``rio_core.LoopCore``:
+ready queue, timer heap, reactor) and everything else from asyncio's
+``SelectorEventLoop``: transports, servers, SSL, subprocesses, signal
+handlers, executors and the exception-handler family run unchanged, because
+they reach the scheduler only through the methods the engine replaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import warnings
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import rio_core
+
+T = TypeVar("T")
+
+__all__ = ["EventLoopPolicy", "Loop", "install", "new_event_loop", "run"]
+
+
+class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
+    """An asyncio event loop whose ready queue, timers and reactor are rio's engine."""
+
+    def __init__(self) -> None:
+        asyncio.SelectorEventLoop.__init__(self)
+        self.exception_handler = self._rio_callback_failed
+
+    def _rio_callback_failed(self, context: dict[str, Any]) -> None:
+        handle = context.get("handle")
+        callback = getattr(handle, "_callback", None)
+        self.call_exception_handler(
+            {
+                "message": f"Exception in callback {callback!r}",
+                "exception": context["exception"],
+                "handle": handle,
+            }
+        )
+
+    def close(self) -> None:
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self.is_closed():
+            return
+        asyncio.SelectorEventLoop.close(self)
+        self._rio_clear()
+
+    def __repr__(self) -> str:
+        return (
+            f"<rio_rt.Loop running={self.is_running()} closed={self.is_closed()} "
+            f"debug={self.get_debug()}>"
+        )
+
+
+def new_event_loop() -> Loop:
+    """A new rio event loop (not set as the current loop)."""
+    return Loop()
+
+
+def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
+    """``asyncio.run`` on a rio loop: runs ``main``, then cancels leftover tasks,
+    shuts down async generators and the default executor, and closes the loop."""
+    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+        return runner.run(main)
+
+
+if sys.version_info >= (3, 14):
+    _BasePolicy: Any = asyncio.events._BaseDefaultEventLoopPolicy  # type: ignore[attr-defined]
+else:
+    _BasePolicy = asyncio.DefaultEventLoopPolicy
+
+
+class EventLoopPolicy(_BasePolicy):  # type: ignore[misc,valid-type]
+    """An event loop policy whose loops are rio loops (for code using the policy API)."""
+
+    def _loop_factory(self) -> Loop:
+        return Loop()
+
+    def new_event_loop(self) -> Loop:
+        return Loop()
+
+
+def install() -> None:
+    """Make asyncio's policy create rio loops (``asyncio.run``, ``new_event_loop``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        asyncio.set_event_loop_policy(EventLoopPolicy())
+
+

@@ -1,0 +1,218 @@
+# cython: language_level=3
+"""The asyncio door's scheduling core: asyncio's loop API on the rio engine.
+
+``LoopCore`` is a ``Runtime``: ``call_soon`` pushes a ``Handle`` on the same
+ready queue that native tasks use, ``call_later``/``call_at`` put a
+``TimerHandle`` on the same timer heap as ``Sleep``, and readers/writers are
+persistent handles in the same reactor registrations that native I/O waits
+use. One tick runs both.
+
+The public ``rio_rt.Loop`` is a Python subclass of ``LoopCore`` and of
+asyncio's ``SelectorEventLoop``. Method resolution puts the engine first, so
+every asyncio transport, server, SSL, subprocess and signal path in the
+stdlib runs unchanged on top: they reach the scheduler only through the
+methods defined here (``call_soon``, ``call_at``, ``_add_reader``, ...) and
+``_run_once``, which BaseEventLoop.run_forever calls in a loop.
+
+The loop flags asyncio keeps as instance attributes (``_closed``,
+``_debug``, ``_stopping``) are properties over C fields here, so the hot
+paths test a C int and asyncio's own code that assigns them keeps working.
+"""
+
+from cpython.contextvars cimport PyContext_CopyCurrent
+
+from rio_core._queue cimport ring_push
+from rio_core._timers cimport Handle, TimerHandle, ACTION_CALLBACK
+from rio_core._runtime cimport Runtime, Task
+from rio_core._reactor cimport Registration
+
+import threading
+from asyncio import coroutines as _coroutines
+
+
+cdef class LoopCore(Runtime):
+
+    # ---- flags asyncio's BaseEventLoop reads and writes
+
+    @property
+    def _closed(self):
+        return self.closed_flag
+
+    @_closed.setter
+    def _closed(self, value):
+        self.closed_flag = bool(value)
+
+    @property
+    def _debug(self):
+        return self.debug_flag
+
+    @_debug.setter
+    def _debug(self, value):
+        self.debug_flag = bool(value)
+
+    @property
+    def _stopping(self):
+        return self.stopping
+
+    @_stopping.setter
+    def _stopping(self, value):
+        self.stopping = bool(value)
+
+    cdef int check_closed(self) except -1:
+        if self.closed_flag:
+            raise RuntimeError("Event loop is closed")
+        return 0
+
+    cdef int check_call(self, object callback, str method) except -1:
+        """Debug mode: the checks asyncio makes on every scheduled call."""
+        if _coroutines.iscoroutine(callback) or _coroutines.iscoroutinefunction(callback):
+            raise TypeError(f"coroutines cannot be used with {method}()")
+        if not callable(callback):
+            raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")
+        if method != "call_soon_threadsafe":
+            self._check_thread()
+        return 0
+
+    # ---- scheduling
+
+    def stop(self):
+        """Stop after the current tick (the loop does not block again)."""
+        self.stopping = True
+        self.stop_requested = True
+
+    def call_soon(self, callback, *args, context=None):
+        cdef Handle handle
+        if self.closed_flag:
+            raise RuntimeError("Event loop is closed")
+        if self.debug_flag:
+            self.check_call(callback, "call_soon")
+        handle = Handle.__new__(Handle)
+        handle.callback = callback
+        handle.args = args
+        handle.context = PyContext_CopyCurrent() if context is None else context
+        ring_push(&self.ready, handle)
+        return handle
+
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        cdef Handle handle
+        self.check_closed()
+        if self.debug_flag:
+            self.check_call(callback, "call_soon_threadsafe")
+        handle = Handle.__new__(Handle)
+        handle.callback = callback
+        handle.args = args
+        handle.context = PyContext_CopyCurrent() if context is None else context
+        self.inject.append(handle)
+        self.reactor.notify()
+        return handle
+
+    def call_later(self, delay, callback, *args, context=None):
+        if delay is None:
+            raise TypeError("delay must not be None")
+        return self.call_at(self.time() + delay, callback, *args, context=context)
+
+    def call_at(self, when, callback, *args, context=None):
+        cdef TimerHandle handle
+        cdef double w
+        if when is None:
+            raise TypeError("when cannot be None")
+        self.check_closed()
+        if self.debug_flag:
+            self.check_call(callback, "call_at")
+        w = when
+        handle = TimerHandle.__new__(TimerHandle)
+        handle.when_seconds = w
+        handle.action = ACTION_CALLBACK
+        if w != w:
+            raise ValueError("when must not be NaN")
+        if w > 9.2e9:
+            handle.deadline_ns = 0x3FFFFFFFFFFFFFFF
+        elif w <= 0:
+            handle.deadline_ns = 0
+        else:
+            handle.deadline_ns = <long long>(w * 1e9 + 0.999999)
+        handle.callback = callback
+        handle.args = args
+        handle.context = PyContext_CopyCurrent() if context is None else context
+        self.timers.push(handle)
+        return handle
+
+    def _timer_handle_cancelled(self, handle):
+        pass
+
+    # ---- readers and writers (persistent handles in the reactor)
+
+    cdef Handle io_handle(self, object callback, tuple args):
+        cdef Handle handle = Handle.__new__(Handle)
+        handle.callback = callback
+        handle.args = args
+        handle.context = PyContext_CopyCurrent()
+        return handle
+
+    def _add_reader(self, fd, callback, *args):
+        cdef Registration reg
+        cdef Handle handle
+        self.check_closed()
+        if not isinstance(fd, int):
+            fd = fd.fileno()
+        handle = self.io_handle(callback, args)
+        reg = self.reactor.registration(fd)
+        old = reg.reader
+        if type(old) is Task:
+            raise RuntimeError(f"fd {fd} is already awaited for reading by a rio task")
+        reg.reader = handle
+        self.reactor.add_interest(reg)
+        if old is not None:
+            old.cancel()
+        return handle
+
+    def _add_writer(self, fd, callback, *args):
+        cdef Registration reg
+        cdef Handle handle
+        self.check_closed()
+        if not isinstance(fd, int):
+            fd = fd.fileno()
+        handle = self.io_handle(callback, args)
+        reg = self.reactor.registration(fd)
+        old = reg.writer
+        if type(old) is Task:
+            raise RuntimeError(f"fd {fd} is already awaited for writing by a rio task")
+        reg.writer = handle
+        self.reactor.add_interest(reg)
+        if old is not None:
+            old.cancel()
+        return handle
+
+    def _remove_reader(self, fd):
+        cdef Registration reg
+        if self.closed_flag:
+            return False
+        if not isinstance(fd, int):
+            fd = fd.fileno()
+        reg = self.reactor.registrations.get(fd)
+        if reg is None or reg.reader is None or type(reg.reader) is Task:
+            return False
+        old = reg.reader
+        reg.reader = None
+        self.reactor.sync_interest(reg)
+        old.cancel()
+        return True
+
+    def _remove_writer(self, fd):
+        cdef Registration reg
+        if self.closed_flag:
+            return False
+        if not isinstance(fd, int):
+            fd = fd.fileno()
+        reg = self.reactor.registrations.get(fd)
+        if reg is None or reg.writer is None or type(reg.writer) is Task:
+            return False
+        old = reg.writer
+        reg.writer = None
+        self.reactor.sync_interest(reg)
+        old.cancel()
+        return True
+
+    def _rio_clear(self):
+        """Drop every queued callback and timer (the loop is closing)."""
+        Runtime.close(self)
