@@ -28,6 +28,7 @@ from rio_core._reactor cimport Registration
 
 import threading
 from asyncio import coroutines as _coroutines
+from asyncio import Future as _Future, Task as _Task
 
 
 cdef class LoopCore(Runtime):
@@ -109,7 +110,36 @@ cdef class LoopCore(Runtime):
     def call_later(self, delay, callback, *args, context=None):
         if delay is None:
             raise TypeError("delay must not be None")
-        return self.call_at(self.time() + delay, callback, *args, context=context)
+        return self.call_at(self.now_ns() / 1e9 + delay, callback, *args, context=context)
+
+    def create_future(self):
+        return _Future(loop=self)
+
+    def create_task(self, coro, *, name=None, context=None, **kwargs):
+        """asyncio's create_task, without a Python frame when no task factory is set."""
+        cdef object factory
+        self.check_closed()
+        factory = self._task_factory
+        if factory is None:
+            if kwargs:
+                task = _Task(coro, loop=self, name=name, context=context, **kwargs)
+            elif context is None:
+                task = _Task(coro, loop=self, name=name)
+            else:
+                task = _Task(coro, loop=self, name=name, context=context)
+            if task._source_traceback:
+                del task._source_traceback[-1]
+            return task
+        if context is None:
+            task = factory(self, coro, **kwargs)
+        else:
+            task = factory(self, coro, context=context, **kwargs)
+        if name is not None:
+            try:
+                task.set_name(name)
+            except AttributeError:
+                pass
+        return task
 
     def call_at(self, when, callback, *args, context=None):
         cdef TimerHandle handle

@@ -1046,6 +1046,27 @@ cdef class Runtime:
     def _reactor_backend(self):
         return self.reactor.backend
 
+    def _run_until_stopping(self):
+        """Tick until ``stopping`` is set (the asyncio door's run_forever body,
+        with the loop in C instead of a Python call per tick)."""
+        cdef void *previous = rio_get_current_runtime()
+        cdef object exc
+        if previous != NULL and previous != <void *>self:
+            raise RuntimeError("another rio runtime is running in this thread")
+        rio_set_current_runtime(<void *>self)
+        try:
+            while True:
+                self.stop_requested = self.stopping
+                self.tick()
+                if self.pending_base_exc is not None:
+                    exc = self.pending_base_exc
+                    self.pending_base_exc = None
+                    raise exc
+                if self.stopping:
+                    break
+        finally:
+            rio_set_current_runtime(previous)
+
     def _run_once(self):
         """One tick as this thread's current runtime (the asyncio door's
         run_forever calls this in a loop). Never blocks once ``stopping``."""

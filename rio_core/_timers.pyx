@@ -17,6 +17,7 @@ Design note
   fires only when ``now_ns >= deadline_ns``: never early.
 """
 
+cimport cython
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.object cimport PyObject
@@ -40,6 +41,12 @@ def _debug_timer_handles():
     return rio_live_timer_handles
 
 
+# Handles are not tracked by the cyclic GC: millions are made per second and
+# each tracked allocation moves the GC towards a collection. A handle can only
+# be in a cycle through its callback or args, and those references are dropped
+# once it has run or been cancelled (and when its runtime closes).
+@cython.no_gc
+@cython.freelist(256)
 cdef class Handle:
     def __cinit__(self):
         if RIO_DEBUG_ENABLED:
@@ -76,11 +83,15 @@ cdef class Handle:
 
     cdef int run(self) except -1:
         """Call the callback in its context. Exceptions propagate to the runtime."""
-        if self.cancelled_flag:
-            return 0
         cdef object callback = self.callback
+        if self.cancelled_flag or callback is None:
+            return 0
         cdef tuple args = self.args if self.args is not None else ()
         cdef object context = self.context
+        # ran: drop the references, so a handle is never part of a cycle
+        self.callback = None
+        self.args = None
+        self.context = None
         if context is None:
             PyObject_Call(callback, args, NULL)
             return 0
@@ -96,6 +107,8 @@ cdef class Handle:
         return f"<{type(self).__name__} {state} {self.callback!r}>"
 
 
+@cython.no_gc
+@cython.freelist(256)
 cdef class TimerHandle(Handle):
     def cancel(self):
         """Cancel the timer. O(1): the heap drops the entry lazily."""
@@ -270,5 +283,9 @@ cdef class TimerHeap:
             h = self.slots[self.size].handle
             (<TimerHandle>h).state = TIMER_CANCELLED
             (<TimerHandle>h).heap = None
+            (<TimerHandle>h).cancelled_flag = True
+            (<TimerHandle>h).callback = None
+            (<TimerHandle>h).args = None
+            (<TimerHandle>h).target = None
             Py_DECREF(<object>h)
         self.cancelled = 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import warnings
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -39,6 +40,35 @@ class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
                 "handle": handle,
             }
         )
+
+    def run_forever(self) -> None:
+        """Run until stop() is called; the tick loop itself runs in the engine."""
+        setup = getattr(self, "_run_forever_setup", None)
+        if setup is not None:  # Python 3.13+: asyncio exposes setup and cleanup
+            try:
+                setup()
+                self._run_until_stopping()
+            finally:
+                self._run_forever_cleanup()
+            return
+        self._check_closed()
+        self._check_running()  # type: ignore[attr-defined]
+        self._set_coroutine_origin_tracking(self._debug)  # type: ignore[attr-defined]
+        old_agen_hooks = sys.get_asyncgen_hooks()
+        try:
+            self._thread_id = threading.get_ident()
+            sys.set_asyncgen_hooks(
+                firstiter=self._asyncgen_firstiter_hook,  # type: ignore[attr-defined]
+                finalizer=self._asyncgen_finalizer_hook,  # type: ignore[attr-defined]
+            )
+            asyncio.events._set_running_loop(self)
+            self._run_until_stopping()
+        finally:
+            self._stopping = False
+            self._thread_id = None
+            asyncio.events._set_running_loop(None)
+            self._set_coroutine_origin_tracking(False)  # type: ignore[attr-defined]
+            sys.set_asyncgen_hooks(*old_agen_hooks)
 
     def close(self) -> None:
         if self.is_running():
