@@ -6,6 +6,10 @@ system call first and, only when it would block, awaits ``IoWait``: a leaf
 future that puts the task in its fd's ``Registration`` as reader or writer.
 The reactor clears that slot, sets the ``fired`` bit and wakes the task.
 
+Interest for fds rio does not own is re-sent on every wait (one epoll_ctl):
+such an fd may have been closed without notify_closing and its number reused,
+and the kernel forgets closed fds. rio's own streams skip that.
+
 Cancellation-safe: when the waiting task is cancelled (``throw``) or the
 await is abandoned (``close``), the waiter leaves its slot and the poller's
 interest is brought back to exactly the remaining waiters, so nothing is
@@ -81,7 +85,7 @@ cdef class IoWait(Future):
             reg.reader = task
         else:
             reg.writer = task
-        reactor.add_interest(reg)
+        reactor.add_interest(reg, not self.owned)
         self.reg = reg
         self.task = task
         return PENDING_
@@ -121,9 +125,13 @@ cdef class IoWait(Future):
         return f"<rio IoWait fd={self.fd} {what}>"
 
 
-cdef IoWait wait_fd(int fd, bint writable):
+cdef IoWait wait_fd(int fd, bint writable, bint owned=False):
+    """A wait on ``fd``. ``owned``: rio owns the fd and calls notify_closing
+    before closing it, so interest the kernel already holds is trusted and a
+    parked read costs no system call; otherwise it is re-sent each time."""
     cdef IoWait w = IoWait.__new__(IoWait)
     w.fd = fd
+    w.owned = owned
     w.direction = RIO_OUT if writable else RIO_IN
     return w
 

@@ -177,7 +177,7 @@ cdef class Stream:
                 return PyBytes_FromStringAndSize(self.rbuf, got)
             err = errno
             if err == EAGAIN or err == EWOULDBLOCK:
-                await wait_fd(self.fd, False)
+                await wait_fd(self.fd, False, True)
             elif err != EINTR:
                 raise os_error(err, "read from", self.peer)
 
@@ -204,7 +204,7 @@ cdef class Stream:
                     return got
                 err = errno
                 if err == EAGAIN or err == EWOULDBLOCK:
-                    await wait_fd(self.fd, False)
+                    await wait_fd(self.fd, False, True)
                 elif err != EINTR:
                     raise os_error(err, "read from", self.peer)
         finally:
@@ -245,7 +245,7 @@ cdef class Stream:
                     continue
                 err = errno
                 if err == EAGAIN or err == EWOULDBLOCK:
-                    await wait_fd(self.fd, True)
+                    await wait_fd(self.fd, True, True)
                 elif err != EINTR:
                     raise os_error(err, "write to", self.peer)
         finally:
@@ -385,7 +385,7 @@ cdef class Listener:
             try:
                 conn, address = self.sock.accept()
             except BlockingIOError:
-                await wait_fd(self.fd, False)
+                await wait_fd(self.fd, False, True)
                 continue
             except OSError as exc:
                 if exc.errno in ACCEPT_EXHAUSTED:
@@ -538,7 +538,7 @@ cdef class UdpSocket:
             try:
                 return self.sock.sendto(data, address)
             except BlockingIOError:
-                await wait_fd(self.fd, True)
+                await wait_fd(self.fd, True, True)
             except InterruptedError:
                 pass
 
@@ -549,7 +549,7 @@ cdef class UdpSocket:
             try:
                 return self.sock.recvfrom(n)
             except BlockingIOError:
-                await wait_fd(self.fd, False)
+                await wait_fd(self.fd, False, True)
             except InterruptedError:
                 pass
 
@@ -561,7 +561,7 @@ cdef class UdpSocket:
             try:
                 return self.sock.send(data)
             except BlockingIOError:
-                await wait_fd(self.fd, True)
+                await wait_fd(self.fd, True, True)
             except InterruptedError:
                 pass
 
@@ -571,7 +571,7 @@ cdef class UdpSocket:
             try:
                 return self.sock.recv(n)
             except BlockingIOError:
-                await wait_fd(self.fd, False)
+                await wait_fd(self.fd, False, True)
             except InterruptedError:
                 pass
 

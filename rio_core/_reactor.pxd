@@ -60,7 +60,7 @@ cdef class Reactor:
     cdef uint32_t ready_events(self, int i) noexcept
     cdef int notify(self) except -1
     cdef Registration registration(self, int fd)
-    cdef int add_interest(self, Registration reg) except -1
+    cdef int add_interest(self, Registration reg, bint revalidate=*) except -1
     cdef int sync_interest(self, Registration reg) except -1
     cdef int forget(self, int fd) except -1
     cdef int close(self) except -1

@@ -10,10 +10,10 @@ from rio_core._runtime import Task
 from rio_core._timers import Handle
 from typing_extensions import disjoint_base
 
-_Backend = Literal["epoll", "poll", "none"]
+_Backend = Literal["epoll", "kqueue", "poll", "none"]
 
-# The poller compiled in: "epoll" (Linux), "poll" (other POSIX systems, or
-# Linux built with RIO_REACTOR=poll), "none" (Windows, for now).
+# The poller compiled in: "epoll" (Linux), "kqueue" (macOS, the BSDs), "poll"
+# (other POSIX systems, or built with RIO_REACTOR=poll), "none" (Windows, for now).
 BACKEND: Final[_Backend]
 
 @disjoint_base

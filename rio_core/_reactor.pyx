@@ -159,8 +159,13 @@ cdef class Reactor:
             self.registrations[fd] = reg
         return reg
 
-    cdef int add_interest(self, Registration reg) except -1:
-        """Make the poller watch every direction that has a waiter."""
+    cdef int add_interest(self, Registration reg, bint revalidate=False) except -1:
+        """Make the poller watch every direction that has a waiter.
+
+        ``revalidate`` re-sends the interest even when the kernel should hold
+        it already: for fds rio does not own, which may have been closed (the
+        kernel then forgot them) and reopened under the same number.
+        """
         cdef uint32_t want = reg.kernel_events | reg.wanted()
         cdef Registration current
         if reg.closed:
@@ -170,7 +175,7 @@ cdef class Reactor:
             if current is not None:
                 raise RuntimeError(f"fd {reg.fd} already has another registration")
             self.registrations[reg.fd] = reg
-        if want != reg.kernel_events:
+        if want != reg.kernel_events or revalidate:
             if rio_poller_ctl(self.poller, reg.fd, want, <void *>reg, reg.kernel_events) < 0:
                 PyErr_SetFromErrno(OSError)
             reg.kernel_events = want

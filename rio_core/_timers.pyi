@@ -1,5 +1,9 @@
 """Type stubs for ``rio_core._timers`` (callback handles and the timer heap)."""
 
+import contextvars
+from collections.abc import Callable
+from typing import Any
+
 from typing_extensions import disjoint_base
 
 @disjoint_base
@@ -8,6 +12,13 @@ class Handle:
 
     def cancel(self) -> None: ...
     def cancelled(self) -> bool: ...
+    def get_context(self) -> contextvars.Context | None: ...
+    # what asyncio's Handle offers its own event-loop code
+    def _run(self) -> None: ...
+    @property
+    def _callback(self) -> Callable[..., object] | None: ...
+    @property
+    def _args(self) -> tuple[Any, ...] | None: ...
 
 @disjoint_base
 class TimerHandle(Handle):

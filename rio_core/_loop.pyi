@@ -1,0 +1,73 @@
+"""Type stubs for ``rio_core._loop`` (the asyncio door's scheduling core).
+
+``LoopCore`` implements the part of asyncio's event-loop API that reaches the
+scheduler; ``rio_rt.Loop`` combines it with ``asyncio.SelectorEventLoop``.
+The underscored members are the asyncio internals it replaces.
+"""
+
+import asyncio
+import contextvars
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, TypeVar, TypeVarTuple, Unpack
+
+from rio_core._runtime import Runtime
+from rio_core._timers import Handle, TimerHandle
+from typing_extensions import disjoint_base
+
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
+
+@disjoint_base
+class LoopCore(Runtime):
+    # asyncio's BaseEventLoop flags, as properties over C fields
+    @property
+    def _closed(self) -> bool: ...
+    @_closed.setter
+    def _closed(self, value: object) -> None: ...
+    @property
+    def _debug(self) -> bool: ...
+    @_debug.setter
+    def _debug(self, value: object) -> None: ...
+    @property
+    def _stopping(self) -> bool: ...
+    @_stopping.setter
+    def _stopping(self, value: object) -> None: ...
+    def stop(self) -> None: ...
+    def call_soon(
+        self,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> Handle: ...
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> Handle: ...
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> TimerHandle: ...
+    def create_future(self) -> asyncio.Future[Any]: ...
+    def create_task(
+        self,
+        coro: Coroutine[Any, Any, _T] | Generator[Any, None, _T],
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+        **kwargs: Any,
+    ) -> asyncio.Task[_T]: ...
+    def _timer_handle_cancelled(self, handle: TimerHandle) -> None: ...
+    def _add_reader(
+        self, fd: int | Any, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts
+    ) -> Handle: ...
+    def _add_writer(
+        self, fd: int | Any, callback: Callable[[Unpack[_Ts]], object], *args: *_Ts
+    ) -> Handle: ...
+    def _remove_reader(self, fd: int | Any) -> bool: ...
+    def _remove_writer(self, fd: int | Any) -> bool: ...
+    def _rio_clear(self) -> None: ...
