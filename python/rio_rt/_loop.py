@@ -49,9 +49,9 @@ class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
                 setup()
                 self._run_until_stopping()
             finally:
-                self._run_forever_cleanup()
+                self._run_forever_cleanup()  # type: ignore[attr-defined]
             return
-        self._check_closed()
+        self._check_closed()  # type: ignore[attr-defined]
         self._check_running()  # type: ignore[attr-defined]
         self._set_coroutine_origin_tracking(self._debug)  # type: ignore[attr-defined]
         old_agen_hooks = sys.get_asyncgen_hooks()
@@ -65,7 +65,7 @@ class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
             self._run_until_stopping()
         finally:
             self._stopping = False
-            self._thread_id = None
+            self._thread_id = None  # type: ignore[assignment]
             asyncio.events._set_running_loop(None)
             self._set_coroutine_origin_tracking(False)  # type: ignore[attr-defined]
             sys.set_asyncgen_hooks(*old_agen_hooks)
@@ -103,7 +103,7 @@ else:
     _BasePolicy = asyncio.DefaultEventLoopPolicy
 
 
-class EventLoopPolicy(_BasePolicy):  # type: ignore[misc,valid-type]
+class EventLoopPolicy(_BasePolicy):  # type: ignore[misc,valid-type,unused-ignore]
     """An event loop policy whose loops are rio loops (for code using the policy API)."""
 
     def _loop_factory(self) -> Loop:
@@ -118,5 +118,3 @@ def install() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         asyncio.set_event_loop_policy(EventLoopPolicy())
-
-
