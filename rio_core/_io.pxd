@@ -17,3 +17,4 @@ cdef class IoWait(Future):
 
 cdef IoWait wait_fd(int fd, bint writable, bint owned=*)
 cdef int fileno_of(object fd_or_socket) except -1
+cdef int adopt_fd(int fd) except -1

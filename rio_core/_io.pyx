@@ -111,6 +111,7 @@ cdef class IoWait(Future):
 
     def throw(self, typ, val=None, tb=None):
         self.leave()
+        self.drop_bridge()
         if val is None:
             if isinstance(typ, BaseException):
                 raise typ
@@ -119,6 +120,7 @@ cdef class IoWait(Future):
 
     def close(self):
         self.leave()
+        self.drop_bridge()
 
     def __repr__(self):
         what = "readable" if self.direction == RIO_IN else "writable"
@@ -134,6 +136,16 @@ cdef IoWait wait_fd(int fd, bint writable, bint owned=False):
     w.owned = owned
     w.direction = RIO_OUT if writable else RIO_IN
     return w
+
+
+cdef int adopt_fd(int fd) except -1:
+    """rio takes ownership of ``fd`` (a new stream, listener or UDP socket):
+    forget whatever a previous, plainly closed fd with this number left in the
+    reactor, so the owned fast path never trusts stale kernel interest."""
+    cdef Runtime rt = current_runtime_or_none()
+    if rt is not None and fd in rt.reactor.registrations:
+        rt.reactor.forget(fd)
+    return 0
 
 
 def wait_readable(fd_or_socket):

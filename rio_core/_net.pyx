@@ -35,7 +35,7 @@ from libc.stdlib cimport malloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 
-from rio_core._io cimport wait_fd
+from rio_core._io cimport wait_fd, adopt_fd
 from rio_core._io import ClosedResourceError, notify_closing
 from rio_core._runtime import sleep
 from rio_core._blocking import spawn_blocking
@@ -127,6 +127,7 @@ cdef class Stream:
         self.sock = sock
         self.fd = sock.fileno()
         self.peer = peer
+        adopt_fd(self.fd)
         return 0
 
     cdef int check_open(self, str what) except -1:
@@ -192,7 +193,11 @@ cdef class Stream:
         cdef Py_buffer view
         cdef long got
         cdef int err
-        PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE)
+        try:
+            PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE)
+        except (BufferError, TypeError):
+            raise TypeError(f"read_into() needs a writable buffer (bytearray, memoryview, "
+                            f"array), got {type(buffer).__name__}") from None
         try:
             if view.len == 0:
                 self.check_open("read_into")
@@ -235,7 +240,11 @@ cdef class Stream:
         cdef long n
         cdef int err
         self.check_open("write_all")
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        except (BufferError, TypeError):
+            raise TypeError(f"write_all() needs a bytes-like object, got "
+                            f"{type(data).__name__}") from None
         try:
             while sent < view.len:
                 self.check_open("write_all")
@@ -360,6 +369,7 @@ cdef class Listener:
         sock.setblocking(False)
         self.sock = sock
         self.fd = sock.fileno()
+        adopt_fd(self.fd)
         return 0
 
     @property
@@ -508,6 +518,7 @@ cdef class UdpSocket:
         udp = UdpSocket.__new__(UdpSocket)
         udp.sock = sock
         udp.fd = sock.fileno()
+        adopt_fd(udp.fd)
         return udp
 
     cdef int check_open(self, str what) except -1:

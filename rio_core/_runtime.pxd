@@ -46,6 +46,8 @@ cdef class Task:
     cdef bint exception_retrieved
     cdef Waker waker_               # created on first use; one per task
     cdef Context cx_                # created on first use; one per task
+    cdef object fut_waiter          # the asyncio future this task parks on, or None
+    cdef list done_callbacks        # callables run with the task when it finishes
     # Intrusive list of live tasks, owned by the runtime (one reference).
     cdef PyObject *live_prev
     cdef PyObject *live_next
@@ -67,7 +69,9 @@ cdef class Ready:
 
 
 cdef class Future:
+    cdef Task bridge                # the hidden rio task polling us for an asyncio awaiter
     cdef object _poll(self, Task task)
+    cdef int drop_bridge(self) except -1
 
 
 cdef class Sleep(Future):

@@ -63,6 +63,7 @@ import signal as _signal
 import threading as _threading
 from asyncio import CancelledError, InvalidStateError
 from collections.abc import Coroutine as _AbcCoroutine
+from asyncio.events import _get_running_loop
 
 cdef extern from "rio.h":
     bint RIO_DEBUG_ENABLED
@@ -141,6 +142,10 @@ cdef class Waker:
         wake_task(self.task)
 
     wake_by_ref = wake
+
+    def _future_done(self, future):
+        """Done-callback for an asyncio future a native task awaits."""
+        wake_task(self.task)
 
     def will_wake(self, other):
         """True when ``other`` wakes the same task."""
@@ -314,6 +319,10 @@ cdef class Task:
         if self.state == TASK_DONE:
             return False
         self.cancel_requests += 1
+        waiter = self.fut_waiter
+        if waiter is not None and waiter.cancel(msg):
+            # the awaited asyncio future raises CancelledError into the task
+            return True
         self.must_cancel = True
         self.cancel_msg = msg
         wake_task(self)
@@ -331,6 +340,22 @@ cdef class Task:
 
     def get_coro(self):
         return self.coro
+
+    def add_done_callback(self, fn):
+        """Call ``fn(task)`` when the task finishes (at once if it has)."""
+        if self.state == TASK_DONE:
+            fn(self)
+        elif self.done_callbacks is None:
+            self.done_callbacks = [fn]
+        else:
+            self.done_callbacks.append(fn)
+
+    def remove_done_callback(self, fn):
+        if self.done_callbacks is None:
+            return 0
+        before = len(self.done_callbacks)
+        self.done_callbacks = [cb for cb in self.done_callbacks if cb != fn]
+        return before - len(self.done_callbacks)
 
     def __repr__(self):
         if self.state != TASK_DONE:
@@ -365,8 +390,7 @@ cdef class Task:
             raise self.result_value
         cur = current_task_or_none()
         if cur is None:
-            raise RuntimeError(
-                f"{self!r} can only be awaited from inside a rio task (run it with rio_rt.block_on)")
+            return asyncio_join_future(self)
         if cur is self:
             raise RuntimeError(f"{self!r} cannot await itself")
         if self.join_waiters is None:
@@ -392,6 +416,42 @@ cdef class Task:
         cdef Task cur = current_task_or_none()
         if cur is not None and self.join_waiters is not None and cur in self.join_waiters:
             self.join_waiters.remove(cur)
+
+
+cdef object asyncio_join_future(Task task):
+    """Awaiting a rio Task from asyncio code (an asyncio Task on rio's loop):
+    hand the asyncio Task a future of the running loop that completes when
+    the rio task finishes; it then resumes us and __next__ gives the result."""
+    loop = _get_running_loop()
+    if loop is None:
+        raise RuntimeError(
+            f"{task!r} can only be awaited inside a rio task or on a running event loop")
+    future = loop.create_future()
+    task.add_done_callback(_AsyncioWakeup(future))
+    future._asyncio_future_blocking = True
+    return future
+
+
+class _AsyncioWakeup:
+    """Completes an asyncio future (if still pending) when a rio task finishes."""
+    __slots__ = ("future",)
+
+    def __init__(self, future):
+        self.future = future
+
+    def __call__(self, task):
+        future = self.future
+        if not future.done():
+            loop = future.get_loop()
+            if loop is _get_running_loop():
+                future.set_result(None)
+            else:
+                loop.call_soon_threadsafe(_set_if_pending, future)
+
+
+def _set_if_pending(future):
+    if not future.done():
+        future.set_result(None)
 
 
 cdef object _reraise(typ, val, tb):
@@ -428,10 +488,26 @@ cdef class Future:
 
     def __next__(self):
         cdef Task task = current_task_or_none()
+        cdef Task bridge
+        cdef Runtime rt
         if task is None:
-            raise RuntimeError(
-                f"{type(self).__name__} can only be awaited inside a rio task "
-                "(run it with rio_rt.block_on)")
+            # awaited by asyncio code on rio's loop: a hidden rio task polls us
+            bridge = self.bridge
+            if bridge is None:
+                rt = current_runtime_or_none()
+                if rt is None:
+                    raise RuntimeError(
+                        f"{type(self).__name__} can only be awaited inside a rio task "
+                        "or on a running rio event loop")
+                bridge = rt.spawn_task(_await_it(self), None)
+                self.bridge = bridge
+            if bridge.state != TASK_DONE:
+                return asyncio_join_future(bridge)
+            self.bridge = None
+            value = bridge.result()
+            if value is not None:
+                rio_set_stop_value(value)
+            raise StopIteration
         r = self._poll(task)
         if r is PENDING_:
             return PENDING_
@@ -447,10 +523,19 @@ cdef class Future:
         return self.__next__()
 
     def throw(self, typ, val=None, tb=None):
+        self.drop_bridge()
         _reraise(typ, val, tb)
 
     def close(self):
-        pass
+        self.drop_bridge()
+
+    cdef int drop_bridge(self) except -1:
+        """The asyncio awaiter went away: stop the hidden task polling us."""
+        cdef Task bridge = self.bridge
+        if bridge is not None:
+            self.bridge = None
+            bridge.cancel()
+        return 0
 
 
 cdef int64_t seconds_to_ns(object seconds, str what) except? -1:
@@ -550,10 +635,12 @@ cdef class Sleep(Future):
 
     def throw(self, typ, val=None, tb=None):
         self.disarm()
+        self.drop_bridge()
         _reraise(typ, val, tb)
 
     def close(self):
         self.disarm()
+        self.drop_bridge()
 
     def __repr__(self):
         return f"<rio Sleep until {self.deadline_ns / 1e9:.6f}>"
@@ -734,6 +821,7 @@ cdef class Runtime:
         cdef PySendResult status
         cdef object value
         task.state = TASK_RUNNING
+        task.fut_waiter = None
         self.polls += 1
         rio_set_current_task(<void *>task)
         PyContext_Enter(task.context)
@@ -758,6 +846,17 @@ cdef class Runtime:
                     task.state = TASK_IDLE
                 return 0
             if value is not None:
+                if getattr(value, "_asyncio_future_blocking", None) is True:
+                    # an asyncio future: park until its done-callback wakes us
+                    value._asyncio_future_blocking = False
+                    value.add_done_callback(task.get_cx().waker._future_done)
+                    task.fut_waiter = value
+                    if task.state == TASK_NOTIFIED:
+                        task.state = TASK_SCHEDULED
+                        ring_push(&self.ready, task)
+                    else:
+                        task.state = TASK_IDLE
+                    return 0
                 task.throw_exc = TypeError(
                     f"rio task {task.name!r} yielded {value!r:.200}, which the rio runtime "
                     "does not understand: await rio futures, rio tasks, rio_rt.yield_now() "
@@ -821,6 +920,17 @@ cdef class Runtime:
         if waiters is not None:
             for waiter in waiters:
                 self.schedule(waiter)
+        if task.done_callbacks is not None:
+            callbacks = task.done_callbacks
+            task.done_callbacks = None
+            for callback in callbacks:
+                try:
+                    callback(task)
+                except BaseException as exc:
+                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                        self.pending_base_exc = exc
+                    else:
+                        self.report_handle_error(callback, exc)
         Py_DECREF(task)            # the live list's reference
         return 0
 

@@ -27,7 +27,6 @@ from rio_core import (
     Sleep,
     Task,
     Waker,
-    block_on,
     current_task,
     monotonic,
     sleep,
@@ -38,7 +37,7 @@ from rio_core import (
 )
 
 from rio_rt import lowlevel, net, signal
-from rio_rt._loop import EventLoopPolicy, Loop, install, new_event_loop, run
+from rio_rt._loop import EventLoopPolicy, Loop, block_on, install, new_event_loop, run
 from rio_rt._timeout import Timeout, timeout, timeout_at, wait_for
 
 __version__ = "0.1.0"

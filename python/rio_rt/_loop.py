@@ -20,7 +20,7 @@ import rio_core
 
 T = TypeVar("T")
 
-__all__ = ["EventLoopPolicy", "Loop", "install", "new_event_loop", "run"]
+__all__ = ["EventLoopPolicy", "Loop", "block_on", "install", "new_event_loop", "run"]
 
 
 class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
@@ -70,6 +70,42 @@ class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
             self._set_coroutine_origin_tracking(False)  # type: ignore[attr-defined]
             sys.set_asyncgen_hooks(*old_agen_hooks)
 
+    def block_on(self, awaitable: Any) -> Any:
+        """rio's ``block_on`` with this loop as the running asyncio loop, so asyncio
+        futures, tasks and libraries work inside; asyncio tasks left over are
+        cancelled, then async generators and the default executor are shut down,
+        as ``asyncio.run`` does."""
+        if asyncio.events._get_running_loop() is not None:
+            if asyncio.iscoroutine(awaitable):
+                awaitable.close()
+            raise RuntimeError("block_on() cannot be called while an event loop is running")
+        self._check_closed()
+        old_agen_hooks = sys.get_asyncgen_hooks()
+        self._thread_id = threading.get_ident()
+        sys.set_asyncgen_hooks(
+            firstiter=self._asyncgen_firstiter_hook,  # type: ignore[attr-defined]
+            finalizer=self._asyncgen_finalizer_hook,  # type: ignore[attr-defined]
+        )
+        asyncio.events._set_running_loop(self)
+        try:
+            return rio_core.LoopCore.block_on(self, self._with_asyncio_cleanup(awaitable))
+        finally:
+            asyncio.events._set_running_loop(None)
+            self._thread_id = None
+            sys.set_asyncgen_hooks(*old_agen_hooks)
+
+    async def _with_asyncio_cleanup(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        finally:
+            pending = [task for task in asyncio.all_tasks(self) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            await self.shutdown_asyncgens()
+            await self.shutdown_default_executor()
+
     def close(self) -> None:
         if self.is_running():
             raise RuntimeError("Cannot close a running event loop")
@@ -83,6 +119,25 @@ class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
             f"<rio_rt.Loop running={self.is_running()} closed={self.is_closed()} "
             f"debug={self.get_debug()}>"
         )
+
+
+def block_on(awaitable: Any) -> Any:
+    """Run ``awaitable`` on a fresh rio loop on this thread and return its value
+    (or raise its exception). Native rio tasks and asyncio code both work inside.
+    Tasks still running at the end are cancelled and awaited; Ctrl-C cancels the
+    main task, lets ``finally`` blocks run, then raises ``KeyboardInterrupt``."""
+    if rio_core.current_runtime() is not None:
+        if asyncio.iscoroutine(awaitable):
+            awaitable.close()
+        raise RuntimeError(
+            "block_on() cannot be called from a running rio runtime: it would block "
+            "the runtime's thread; await the coroutine (or spawn it) instead"
+        )
+    loop = Loop()
+    try:
+        return loop.block_on(awaitable)
+    finally:
+        loop.close()
 
 
 def new_event_loop() -> Loop:
