@@ -6,7 +6,9 @@ from rio_core._timers cimport Handle
 cdef class LoopCore(Runtime):
     cdef bint closed_flag           # asyncio's loop._closed
     cdef bint debug_flag            # asyncio's loop._debug
+    cdef double slow_seconds        # asyncio's loop.slow_callback_duration
 
     cdef int check_closed(self) except -1
     cdef int check_call(self, object callback, str method) except -1
     cdef Handle io_handle(self, object callback, tuple args)
+    cdef int update_slow_threshold(self) except -1

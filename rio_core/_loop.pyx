@@ -50,6 +50,34 @@ cdef class LoopCore(Runtime):
     @_debug.setter
     def _debug(self, value):
         self.debug_flag = bool(value)
+        self.update_slow_threshold()
+
+    @property
+    def slow_callback_duration(self):
+        """Debug mode logs callbacks and task steps that run longer (seconds)."""
+        return self.slow_seconds
+
+    @slow_callback_duration.setter
+    def slow_callback_duration(self, value):
+        self.slow_seconds = float(value)
+        self.update_slow_threshold()
+
+    cdef int update_slow_threshold(self) except -1:
+        if self.debug_flag:
+            self.slow_ns = max(1, <long long>(self.slow_seconds * 1e9))
+            self.slow_hook = self._log_slow
+        else:
+            self.slow_ns = 0
+        return 0
+
+    def _log_slow(self, what, seconds):
+        from asyncio.log import logger
+        if isinstance(what, Task):
+            described = repr(what)
+        else:
+            owner = getattr(what, "__self__", None)
+            described = repr(owner) if owner is not None and hasattr(owner, "get_coro") else repr(what)
+        logger.warning("Executing %s took %.3f seconds", described, seconds)
 
     @property
     def _stopping(self):

@@ -100,6 +100,10 @@ cdef class Runtime:
     cdef bint stop_requested
     cdef bint stopping              # the asyncio door's loop.stop() was called
     cdef public object exception_handler
+    # Debug mode: entries running longer than slow_ns are reported to slow_hook
+    # (callable(entry_or_callback, seconds)); 0 disables the timing entirely.
+    cdef int64_t slow_ns
+    cdef object slow_hook
 
     cdef int64_t now_ns(self) noexcept
     cdef Task spawn_task(self, object coro, object name)
@@ -111,6 +115,8 @@ cdef class Runtime:
     cdef int shutdown_tasks(self) except -1
     cdef int finish(self, Task task, TaskOutcome outcome, object value) except -1
     cdef int tick(self) except -1
+    cdef int run_batch_timed(self, Py_ssize_t n) except -1
+    cdef int poll_reactor(self) except -1
     cdef int run_until_done(self, Task main) except -1
     cdef int report_handle_error(self, object handle, object exc) except -1
     cdef TimerHandle add_timer(self, int64_t deadline_ns, object target, object callback,

@@ -941,12 +941,8 @@ cdef class Runtime:
         cdef PyObject *raw
         cdef object entry
         cdef TimerHandle timer
-        cdef int64_t now = 0, deadline, delta
-        cdef int timeout_ms
+        cdef int64_t now = 0
         cdef list injected
-        cdef Registration reg
-        cdef unsigned int events
-        cdef bint stale
         self.ticks += 1
 
         # 1. wakes injected by other threads
@@ -978,6 +974,8 @@ cdef class Runtime:
 
         # 3. the batch that was ready when the tick began
         n = self.ready.count
+        if self.slow_ns:
+            return self.run_batch_timed(n)
         for i in range(n):
             raw = ring_pop(&self.ready)
             entry = <object>raw
@@ -994,7 +992,45 @@ cdef class Runtime:
             if self.pending_base_exc is not None:
                 return 0
 
-        # 4. the reactor
+        return self.poll_reactor()
+
+    cdef int run_batch_timed(self, Py_ssize_t n) except -1:
+        """Step 3 in debug mode: time every entry, report the slow ones."""
+        cdef Py_ssize_t i
+        cdef PyObject *raw
+        cdef object entry, what
+        cdef int64_t started, elapsed
+        for i in range(n):
+            raw = ring_pop(&self.ready)
+            entry = <object>raw
+            Py_DECREF(entry)
+            what = entry if type(entry) is Task else (<Handle>entry).callback
+            started = rio_monotonic_ns()
+            if type(entry) is Task:
+                self.step(<Task>entry)
+            else:
+                try:
+                    (<Handle>entry).run()
+                except BaseException as exc:
+                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                        raise
+                    self.report_handle_error(entry, exc)
+            elapsed = rio_monotonic_ns() - started
+            if elapsed >= self.slow_ns and self.slow_hook is not None:
+                self.slow_hook(what, elapsed / 1e9)
+            if self.pending_base_exc is not None:
+                return 0
+        return self.poll_reactor()
+
+    cdef int poll_reactor(self) except -1:
+        """Step 4 of the tick: block when idle, poll now and then when busy."""
+        cdef Py_ssize_t i
+        cdef object entry
+        cdef int64_t now = 0, deadline, delta
+        cdef int timeout_ms
+        cdef Registration reg
+        cdef unsigned int events
+        cdef bint stale
         if self.stop_requested:
             return 0
         if self.ready.count == 0 and not self.inject:
