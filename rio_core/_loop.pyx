@@ -205,6 +205,7 @@ cdef class LoopCore(Runtime):
         handle.callback = callback
         handle.args = args
         handle.context = PyContext_CopyCurrent()
+        handle.persistent = True
         return handle
 
     def _add_reader(self, fd, callback, *args):

@@ -21,6 +21,7 @@ cdef class Handle:
     cdef tuple args
     cdef object context     # contextvars.Context or None
     cdef bint cancelled_flag
+    cdef bint persistent       # a reactor reader/writer: runs on every event, keeps its callback
     cdef object __weakref__
 
     cdef int run(self) except -1

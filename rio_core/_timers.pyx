@@ -43,8 +43,9 @@ def _debug_timer_handles():
 
 # Handles are not tracked by the cyclic GC: millions are made per second and
 # each tracked allocation moves the GC towards a collection. A handle can only
-# be in a cycle through its callback or args, and those references are dropped
-# once it has run or been cancelled (and when its runtime closes).
+# be in a cycle through its callback or args, and a one-shot handle drops those
+# once it has run or been cancelled (and when its runtime closes). Persistent
+# reactor handles keep them until removed (remove_reader/-writer cancels them).
 @cython.no_gc
 @cython.freelist(256)
 cdef class Handle:
@@ -88,10 +89,11 @@ cdef class Handle:
             return 0
         cdef tuple args = self.args if self.args is not None else ()
         cdef object context = self.context
-        # ran: drop the references, so a handle is never part of a cycle
-        self.callback = None
-        self.args = None
-        self.context = None
+        if not self.persistent:
+            # a one-shot handle that ran drops its references: never part of a cycle
+            self.callback = None
+            self.args = None
+            self.context = None
         if context is None:
             PyObject_Call(callback, args, NULL)
             return 0

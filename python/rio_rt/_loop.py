@@ -79,7 +79,7 @@ class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
             if asyncio.iscoroutine(awaitable):
                 awaitable.close()
             raise RuntimeError("block_on() cannot be called while an event loop is running")
-        self._check_closed()
+        self._check_closed()  # type: ignore[attr-defined]
         old_agen_hooks = sys.get_asyncgen_hooks()
         self._thread_id = threading.get_ident()
         sys.set_asyncgen_hooks(
@@ -91,7 +91,7 @@ class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
             return rio_core.LoopCore.block_on(self, self._with_asyncio_cleanup(awaitable))
         finally:
             asyncio.events._set_running_loop(None)
-            self._thread_id = None
+            self._thread_id = None  # type: ignore[assignment]
             sys.set_asyncgen_hooks(*old_agen_hooks)
 
     async def _with_asyncio_cleanup(self, awaitable: Any) -> Any:

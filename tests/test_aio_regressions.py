@@ -1,0 +1,61 @@
+"""Regressions found in the asyncio door, each run on stdlib asyncio (the oracle) and on rio."""
+
+import asyncio
+
+import pytest
+
+import rio_rt
+
+LOOPS = {"asyncio": asyncio.SelectorEventLoop, "rio": rio_rt.new_event_loop}
+
+
+@pytest.fixture(params=sorted(LOOPS))
+def run(request):
+    def runner(coro):
+        with asyncio.Runner(loop_factory=LOOPS[request.param]) as r:
+            return r.run(asyncio.wait_for(coro, 10))
+
+    return runner
+
+
+def test_reader_callbacks_run_on_every_event_not_only_the_first(run):
+    """A reader handle is persistent: the protocol must see every message of a
+    multi-round exchange (the engine once dropped a handle's callback after its
+    first run)."""
+    received = []
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            self.transport.write(data)
+
+    class Client(asyncio.Protocol):
+        def __init__(self, done):
+            self.done = done
+
+        def connection_made(self, transport):
+            self.transport = transport
+            transport.write(b"0")
+
+        def data_received(self, data):
+            received.append(data)
+            if len(received) == 5:
+                self.done.set_result(None)
+            else:
+                self.transport.write(str(len(received)).encode())
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        done = loop.create_future()
+        transport, _ = await loop.create_connection(lambda: Client(done), "127.0.0.1", port)
+        await done
+        transport.close()
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+    assert received == [b"0", b"1", b"2", b"3", b"4"]
