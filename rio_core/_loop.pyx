@@ -26,7 +26,6 @@ from rio_core._timers cimport Handle, TimerHandle, ACTION_CALLBACK
 from rio_core._runtime cimport Runtime, Task
 from rio_core._reactor cimport Registration
 
-import threading
 from asyncio import coroutines as _coroutines
 from asyncio import Future as _Future, Task as _Task
 
@@ -76,7 +75,8 @@ cdef class LoopCore(Runtime):
             described = repr(what)
         else:
             owner = getattr(what, "__self__", None)
-            described = repr(owner) if owner is not None and hasattr(owner, "get_coro") else repr(what)
+            is_task_step = owner is not None and hasattr(owner, "get_coro")
+            described = repr(owner) if is_task_step else repr(what)
         logger.warning("Executing %s took %.3f seconds", described, seconds)
 
     @property

@@ -25,7 +25,7 @@ import errno as _errno
 import logging
 import os
 import socket as _socket
-from asyncio import CancelledError, IncompleteReadError
+from asyncio import IncompleteReadError
 
 from libc.errno cimport errno, EAGAIN, EINTR
 
@@ -537,8 +537,8 @@ cdef class UdpSocket:
     async def connect(self, host, port):
         """Fix the peer: ``send``/``recv`` then talk only to it."""
         self.check_open("connect")
-        family, address = (await lookup_host(host, port, socktype=_socket.SOCK_DGRAM,
-                                             family=self.sock.family))[0]
+        _family, address = (await lookup_host(host, port, socktype=_socket.SOCK_DGRAM,
+                                              family=self.sock.family))[0]
         self.sock.connect(address)
         self.peer = address
 

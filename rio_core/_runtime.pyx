@@ -51,10 +51,9 @@ from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
 from cpython.exc cimport PyErr_CheckSignals
 
-from rio_core._queue cimport Ring, ring_init, ring_push, ring_pop, ring_clear
+from rio_core._queue cimport ring_init, ring_push, ring_pop, ring_clear
 from rio_core._timers cimport (
-    Handle, TimerHandle, TimerHeap, TIMER_IDLE, TIMER_ARMED, TIMER_FIRED,
-    TIMER_CANCELLED, ACTION_WAKE, ACTION_CALLBACK,
+    Handle, TimerHandle, TimerHeap, TIMER_ARMED, TIMER_FIRED, ACTION_WAKE, ACTION_CALLBACK,
 )
 from rio_core._reactor cimport Reactor, Registration, RIO_IN, RIO_OUT, RIO_ERR, RIO_HUP
 
@@ -543,7 +542,8 @@ cdef int64_t seconds_to_ns(object seconds, str what) except? -1:
     try:
         s = seconds
     except TypeError:
-        raise TypeError(f"{what} must be a number of seconds, got {type(seconds).__name__} {seconds!r}") from None
+        raise TypeError(f"{what} must be a number of seconds, "
+                        f"got {type(seconds).__name__} {seconds!r}") from None
     if isnan(s):
         raise ValueError(f"{what} must not be NaN")
     if s <= 0:
@@ -718,6 +718,8 @@ cdef class Runtime:
 
     def __dealloc__(self):
         ring_clear(&self.ready)
+        if self.timers is not None:
+            self.timers.clear()     # armed handles point back at the heap: break that
 
     cdef int64_t now_ns(self) noexcept:
         return rio_monotonic_ns() + self.clock_offset_ns
@@ -937,7 +939,7 @@ cdef class Runtime:
     # ---- the tick
 
     cdef int tick(self) except -1:
-        cdef Py_ssize_t n, i
+        cdef Py_ssize_t n, _batch_index
         cdef PyObject *raw
         cdef object entry
         cdef TimerHandle timer
@@ -976,7 +978,7 @@ cdef class Runtime:
         n = self.ready.count
         if self.slow_ns:
             return self.run_batch_timed(n)
-        for i in range(n):
+        for _batch_index in range(n):
             raw = ring_pop(&self.ready)
             entry = <object>raw
             Py_DECREF(entry)        # `entry` owns the queue's reference now
@@ -996,11 +998,11 @@ cdef class Runtime:
 
     cdef int run_batch_timed(self, Py_ssize_t n) except -1:
         """Step 3 in debug mode: time every entry, report the slow ones."""
-        cdef Py_ssize_t i
+        cdef Py_ssize_t _batch_index
         cdef PyObject *raw
         cdef object entry, what
         cdef int64_t started, elapsed
-        for i in range(n):
+        for _batch_index in range(n):
             raw = ring_pop(&self.ready)
             entry = <object>raw
             Py_DECREF(entry)

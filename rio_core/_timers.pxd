@@ -34,7 +34,10 @@ cdef class TimerHandle(Handle):
     cdef TimerState state
     cdef TimerAction action
     cdef object target          # Task for ACTION_WAKE
-    cdef TimerHeap heap         # set while armed, for the cancelled count
+    # Set while armed, for the cancelled count. Invariant: never set on a
+    # cancelled or fired handle (heap -> handle -> heap would be an invisible cycle);
+    # the heap clears it when it drops an armed handle (clear()).
+    cdef TimerHeap heap
 
 
 cdef struct HeapSlot:

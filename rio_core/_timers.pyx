@@ -22,7 +22,6 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.object cimport PyObject
 from cpython.contextvars cimport PyContext_Enter, PyContext_Exit
-from cpython.tuple cimport PyTuple_GET_SIZE
 
 cdef extern from "rio.h":
     bint RIO_DEBUG_ENABLED
@@ -118,6 +117,10 @@ cdef class TimerHandle(Handle):
             self.state = TIMER_CANCELLED
             if self.heap is not None:
                 self.heap.cancelled += 1
+                # The heap still owns this handle until it drops it lazily; the
+                # back-reference is not needed any more, and keeping it would
+                # make a cycle (heap -> handle -> heap) that no GC can see.
+                self.heap = None
         elif self.state == TIMER_IDLE:
             self.state = TIMER_CANCELLED
         self.cancelled_flag = True
