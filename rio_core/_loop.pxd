@@ -12,3 +12,4 @@ cdef class LoopCore(Runtime):
     cdef int check_call(self, object callback, str method) except -1
     cdef Handle io_handle(self, object callback, tuple args)
     cdef int update_slow_threshold(self) except -1
+cdef int fd_of(object fileobj) except -1

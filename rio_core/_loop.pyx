@@ -30,6 +30,21 @@ from asyncio import coroutines as _coroutines
 from asyncio import Future as _Future, Task as _Task
 
 
+cdef int fd_of(object fileobj) except -1:
+    """The fd of an int or of an object with fileno(), as selectors checks it."""
+    cdef int fd
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+    if fd < 0:
+        raise ValueError(f"Invalid file descriptor: {fd}")
+    return fd
+
+
 cdef class LoopCore(Runtime):
 
     # ---- flags asyncio's BaseEventLoop reads and writes
@@ -198,6 +213,23 @@ cdef class LoopCore(Runtime):
     def _timer_handle_cancelled(self, handle):
         pass
 
+    def _add_callback(self, handle):
+        """asyncio internals queue their own Handle objects (signal handlers):
+        run them through a rio handle on the same ready queue."""
+        if not handle._cancelled:
+            self.call_soon(handle._run, context=None)
+
+    def _add_callback_signalsafe(self, handle):
+        """From a Python signal handler: the inject list and the wake-up fd,
+        exactly as a wake from another thread."""
+        cdef Handle wrapper
+        if handle._cancelled:
+            return
+        wrapper = self.io_handle(handle._run, ())
+        wrapper.persistent = False
+        self.inject.append(wrapper)
+        self.reactor.notify()
+
     # ---- readers and writers (persistent handles in the reactor)
 
     cdef Handle io_handle(self, object callback, tuple args):
@@ -211,16 +243,21 @@ cdef class LoopCore(Runtime):
     def _add_reader(self, fd, callback, *args):
         cdef Registration reg
         cdef Handle handle
+        cdef int fdno
         self.check_closed()
-        if not isinstance(fd, int):
-            fd = fd.fileno()
+        fdno = fd_of(fd)
         handle = self.io_handle(callback, args)
-        reg = self.reactor.registration(fd)
+        reg = self.reactor.registration(fdno)
         old = reg.reader
         if type(old) is Task:
-            raise RuntimeError(f"fd {fd} is already awaited for reading by a rio task")
+            raise RuntimeError(f"fd {fdno} is already awaited for reading by a rio task")
         reg.reader = handle
-        self.reactor.add_interest(reg)
+        try:
+            self.reactor.add_interest(reg)
+        except BaseException:
+            reg.reader = old            # leave no phantom waiter behind
+            self.reactor.sync_interest(reg)
+            raise
         if old is not None:
             old.cancel()
         return handle
@@ -228,16 +265,21 @@ cdef class LoopCore(Runtime):
     def _add_writer(self, fd, callback, *args):
         cdef Registration reg
         cdef Handle handle
+        cdef int fdno
         self.check_closed()
-        if not isinstance(fd, int):
-            fd = fd.fileno()
+        fdno = fd_of(fd)
         handle = self.io_handle(callback, args)
-        reg = self.reactor.registration(fd)
+        reg = self.reactor.registration(fdno)
         old = reg.writer
         if type(old) is Task:
-            raise RuntimeError(f"fd {fd} is already awaited for writing by a rio task")
+            raise RuntimeError(f"fd {fdno} is already awaited for writing by a rio task")
         reg.writer = handle
-        self.reactor.add_interest(reg)
+        try:
+            self.reactor.add_interest(reg)
+        except BaseException:
+            reg.writer = old            # leave no phantom waiter behind
+            self.reactor.sync_interest(reg)
+            raise
         if old is not None:
             old.cancel()
         return handle
@@ -246,9 +288,7 @@ cdef class LoopCore(Runtime):
         cdef Registration reg
         if self.closed_flag:
             return False
-        if not isinstance(fd, int):
-            fd = fd.fileno()
-        reg = self.reactor.registrations.get(fd)
+        reg = self.reactor.registrations.get(fd_of(fd))
         if reg is None or reg.reader is None or type(reg.reader) is Task:
             return False
         old = reg.reader
@@ -261,9 +301,7 @@ cdef class LoopCore(Runtime):
         cdef Registration reg
         if self.closed_flag:
             return False
-        if not isinstance(fd, int):
-            fd = fd.fileno()
-        reg = self.reactor.registrations.get(fd)
+        reg = self.reactor.registrations.get(fd_of(fd))
         if reg is None or reg.writer is None or type(reg.writer) is Task:
             return False
         old = reg.writer

@@ -148,6 +148,10 @@ def new_event_loop() -> Loop:
 def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
     """``asyncio.run`` on a rio loop: runs ``main``, then cancels leftover tasks,
     shuts down async generators and the default executor, and closes the loop."""
+    if asyncio.events._get_running_loop() is not None:
+        if asyncio.iscoroutine(main):
+            main.close()
+        raise RuntimeError("rio_rt.run() cannot be called from a running event loop")
     with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
         return runner.run(main)
 
