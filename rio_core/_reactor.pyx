@@ -60,6 +60,10 @@ cdef class Reactor:
         self.wake_write_fd = -1
         self.events = NULL
         self.registrations = {}
+        if BACKEND == "none":
+            raise NotImplementedError(
+                "rio-rt has no reactor for this platform yet (Windows needs a WSAPoll "
+                "backend): runtimes and event loops cannot be created here")
         self.poller = rio_poller_new()
         if self.poller == NULL:
             PyErr_SetFromErrno(OSError)
