@@ -1,4 +1,5 @@
-"""rio-rt comparison suite: rio native vs stdlib asyncio vs uvloop vs the CPython floor.
+"""rio-rt comparison suite: rio native vs stdlib asyncio vs uvloop vs the CPython floor,
+and, over TCP, rio's native sockets vs asyncio streams and protocols vs uvloop.
 
     python benchmarks/run.py [--quick] [--only NAME[,NAME]] [--json OUT] [--markdown OUT]
                              [--min-ratio X] [--repeat R] [--timeout S]
@@ -6,10 +7,11 @@
 Each workload runs R times per runner (after one untimed warm-up), the runner order
 rotated every repetition so machine noise spreads over all runners; the table shows
 the median per runner and ratios between medians. "A vs B" is B's time / A's time:
-above 1 means A is faster.
+above 1 means A is faster. Workloads with the same runners share a table.
 
-Exit status: 0 ok; 1 a rio-vs-asyncio ratio is below --min-ratio (or rio could not be
-measured while --min-ratio was given); 2 a runner raised or produced a wrong result.
+Exit status: 0 ok; 1 a rio-vs-asyncio ratio (for TCP workloads: rio vs asyncio streams)
+is below --min-ratio (or rio could not be measured while --min-ratio was given); 2 a
+runner raised or produced a wrong result.
 """
 
 from __future__ import annotations
@@ -27,17 +29,23 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from workloads import RUNNERS, UNAVAILABLE, WORKLOADS, Workload, WrongResult, rio, uvloop
-
-# (label, A, B): the value is median(B) / median(A), so above 1 means A is faster.
-RATIOS = (
-    ("rio vs asyncio", "rio", "asyncio"),
-    ("rio vs uvloop", "rio", "uvloop"),
-    ("floor vs asyncio", "floor", "asyncio"),
-    ("rio vs floor", "rio", "floor"),
+import aio_workloads  # noqa: F401  (registers the asyncio-door workloads)
+import net_workloads  # noqa: F401  (registers the TCP workloads)
+from workloads import (
+    UNAVAILABLE,
+    WORKLOADS,
+    Columns,
+    Workload,
+    WrongResult,
+    rio,
+    unavailable,
+    uvloop,
 )
-GATED_RATIO = "rio vs asyncio"  # the one --min-ratio checks
-HEADER = ["workload", *(f"{r} ms" for r in RUNNERS), *(label for label, _, _ in RATIOS)]
+
+
+def header(columns: Columns) -> list[str]:
+    return ["workload", *(f"{r} ms" for r in columns.runners),
+            *(label for label, _, _ in columns.ratios)]
 
 
 @dataclass
@@ -53,7 +61,7 @@ class Result:
         medians = self.medians()
         return {
             label: medians[b] / medians[a]
-            for label, a, b in RATIOS
+            for label, a, b in self.workload.columns.ratios
             if a in medians and b in medians and medians[a] > 0
         }
 
@@ -100,6 +108,21 @@ def measure(workload: Workload, runners: list[str], repeats: int, timeout: float
     return result
 
 
+def settle_allocator() -> None:
+    """Start every run from the same allocator state: glibc's mmap threshold already raised.
+
+    glibc serves blocks above its mmap threshold (128 KiB at first) with fresh mmaps and
+    raises the threshold to the size of the largest mmapped block freed so far, as any
+    long-running process soon has. Until then the buffer of asyncio's StreamReader,
+    growing and shrinking across 128 KiB, is mapped and faulted in again and again, and
+    `bulk` over asyncio streams runs 2.5x slower. Whether an earlier workload freed a big block
+    would decide it; freeing one 1 MiB block first decides it the same way every time.
+    Elsewhere than glibc this is one harmless allocation.
+    """
+    block = bytearray(1 << 20)
+    del block
+
+
 def environment() -> dict[str, str]:
     c_task = getattr(asyncio.tasks, "_CTask", None)
     env = {
@@ -114,6 +137,13 @@ def environment() -> dict[str, str]:
             env["rio build"] = "DEBUG (ratios not meaningful)" if debug else "release"
         except Exception as exc:
             env["rio build"] = f"unknown: {type(exc).__name__}: {exc}"
+        try:  # the TCP workloads depend on it: epoll is Linux's, poll(2) the fallback
+            backend = importlib.import_module("rio_core._reactor").BACKEND
+            if backend == "poll" and sys.platform.startswith("linux"):
+                backend += " (the RIO_REACTOR=poll fallback build, not Linux's default epoll)"
+            env["rio reactor"] = backend
+        except Exception as exc:
+            env["rio reactor"] = f"unknown: {type(exc).__name__}: {exc}"
     if uvloop is not None:
         env["uvloop"] = uvloop.__version__
     for runner, why in UNAVAILABLE.items():
@@ -124,25 +154,40 @@ def environment() -> dict[str, str]:
 def cells(result: Result) -> list[str]:
     """One table row: workload, median ms per runner, ratios; empty where not measured."""
     medians, ratios = result.medians(), result.ratios()
+    columns = result.workload.columns
     row = [result.workload.name]
-    for runner in RUNNERS:
+    for runner in columns.runners:
         if runner in result.errors:
             row.append("ERROR")
         else:
             row.append(f"{medians[runner] * 1e3:.1f}" if runner in medians else "")
-    row += [f"{ratios[label]:.2f}x" if label in ratios else "" for label, _, _ in RATIOS]
+    row += [f"{ratios[label]:.2f}x" if label in ratios else "" for label, _, _ in columns.ratios]
     return row
 
 
+def tables(results: list[Result]) -> list[tuple[Columns, list[Result]]]:
+    """Results grouped by their workloads' columns, in order of first appearance."""
+    groups: dict[Columns, list[Result]] = {}
+    for r in results:
+        groups.setdefault(r.workload.columns, []).append(r)
+    return list(groups.items())
+
+
 def text_table(results: list[Result]) -> str:
-    rows = [HEADER, *(cells(r) for r in results)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER))]
-    lines = [
-        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-        for row in rows
-    ]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
+    """One table per set of columns, separated by a blank line."""
+    out = []
+    for columns, group in tables(results):
+        head = header(columns)
+        rows = [head, *(cells(r) for r in group)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+        lines = [
+            "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                      for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+            for row in rows
+        ]
+        lines.insert(1, "-" * len(lines[0]))
+        out.append("\n".join(lines))
+    return "\n\n".join(out)
 
 
 def markdown(results: list[Result], env: dict[str, str], repeats: int) -> str:
@@ -150,9 +195,13 @@ def markdown(results: list[Result], env: dict[str, str], repeats: int) -> str:
     out += [f"- {key}: {value}" for key, value in env.items()]
     out.append(f"- median of {repeats} runs per runner, runner order rotated")
     out += ['- "A vs B" = B time / A time: above 1 means A is faster', ""]
-    out.append("| " + " | ".join(HEADER) + " |")
-    out.append("|---|" + "---:|" * (len(HEADER) - 1))
-    out += ["| " + " | ".join(cells(r)) + " |" for r in results]
+    for columns, group in tables(results):
+        head = header(columns)
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|---|" + "---:|" * (len(head) - 1))
+        out += ["| " + " | ".join(cells(r)) + " |" for r in group]
+        out.append("")
+    out.pop()
     errors = [f"- {r.workload.name} / {runner}: {msg}"
               for r in results for runner, msg in r.errors.items()]
     if errors:
@@ -164,7 +213,15 @@ def as_json(results: list[Result], env: dict[str, str], repeats: int) -> dict[st
     return {
         "environment": env,
         "repeats": repeats,
-        "runners": list(RUNNERS),
+        "runners": runner_names(results),
+        "columns": {
+            r.workload.name: {
+                "runners": list(r.workload.columns.runners),
+                "ratios": [label for label, _, _ in r.workload.columns.ratios],
+                "gated_ratio": r.workload.columns.gated,
+            }
+            for r in results
+        },
         "medians_s": {r.workload.name: r.medians() for r in results},
         "ratios": {r.workload.name: r.ratios() for r in results},
         "samples_s": {r.workload.name: r.samples for r in results},
@@ -173,16 +230,22 @@ def as_json(results: list[Result], env: dict[str, str], repeats: int) -> dict[st
     }
 
 
+def runner_names(results: list[Result]) -> list[str]:
+    """Every runner column of these results, in table order, each once."""
+    return list(dict.fromkeys(r for c, _ in tables(results) for r in c.runners))
+
+
 def gate(results: list[Result], min_ratio: float) -> bool:
-    """True when every workload has a rio-vs-asyncio ratio of at least min_ratio."""
+    """True when every workload's gated ratio (rio vs asyncio) is at least min_ratio."""
     ok = True
     for r in results:
-        ratio = r.ratios().get(GATED_RATIO)
+        gated = r.workload.columns.gated
+        ratio = r.ratios().get(gated)
         if ratio is None:
-            print(f"--min-ratio: {r.workload.name}: no '{GATED_RATIO}' ratio", file=sys.stderr)
+            print(f"--min-ratio: {r.workload.name}: no '{gated}' ratio", file=sys.stderr)
             ok = False
         elif ratio < min_ratio:
-            print(f"--min-ratio: {r.workload.name}: {GATED_RATIO} = {ratio:.2f} < {min_ratio}",
+            print(f"--min-ratio: {r.workload.name}: {gated} = {ratio:.2f} < {min_ratio}",
                   file=sys.stderr)
             ok = False
     return ok
@@ -199,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write machine-readable results here")
     parser.add_argument("--markdown", metavar="PATH", help="write the table as markdown here")
     parser.add_argument("--min-ratio", type=float, metavar="X",
-                        help=f"exit 1 if any '{GATED_RATIO}' ratio is below X")
+                        help="exit 1 if any 'rio vs asyncio' ratio (for TCP workloads: "
+                        "'rio vs asyncio-streams') is below X")
     parser.add_argument("--timeout", type=float, default=60.0, metavar="S",
                         help="abort the run if one measurement takes longer (default 60)")
     args = parser.parse_args(argv)
@@ -213,17 +277,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown workload(s) {unknown}; available: {', '.join(WORKLOADS)}")
 
     faulthandler.enable()  # an engine crash still prints where it happened
+    settle_allocator()
     env = environment()
     for key, value in env.items():
         print(f"{key}: {value}")
-    runners = [r for r in RUNNERS if r not in UNAVAILABLE]
+    selected = [WORKLOADS[name] for name in names]
+    runners = [r for r in dict.fromkeys(r for w in selected for r in w.columns.runners)
+               if not unavailable(r)]
     print(f"runners: {', '.join(runners)}; median of {repeats} runs each, order rotated\n")
 
     results = []
-    for name in names:
-        workload = WORKLOADS[name]
-        print(f"{name}: {workload.summary}", flush=True)
-        results.append(measure(workload, runners, repeats, args.timeout))
+    for workload in selected:
+        print(f"{workload.name}: {workload.summary}", flush=True)
+        live = [r for r in workload.columns.runners if not unavailable(r)]
+        results.append(measure(workload, live, repeats, args.timeout))
 
     print()
     print(text_table(results))

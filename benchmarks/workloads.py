@@ -13,8 +13,13 @@ runtime creation included, so every runner pays for its own setup) and raises
 harness in `run.py` times each call. A runner missing from a workload's bodies
 leaves that cell empty.
 
+The runners above and their ratios are the default `Columns` (`CORE`). A workload
+whose job needs other runners declares its own `Columns`: the TCP workloads in
+`net_workloads.py` compare rio with asyncio streams, asyncio protocols and uvloop.
+Workloads sharing `Columns` share one table in the report.
+
 To add a workload: write its bodies and call `register(Workload(...))` at the
-bottom of this module, as the four below do.
+bottom of this module, as the ones below do.
 """
 
 from __future__ import annotations
@@ -34,6 +39,37 @@ T = TypeVar("T")
 Body = Callable[[], None]
 
 RUNNERS = ("rio", "asyncio", "uvloop", "floor")
+# (label, A, B): the ratio is median(B) / median(A), so above 1 means A is faster.
+RATIOS = (
+    ("rio vs asyncio", "rio", "asyncio"),
+    ("rio vs uvloop", "rio", "uvloop"),
+    ("floor vs asyncio", "floor", "asyncio"),
+    ("rio vs floor", "rio", "floor"),
+)
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The runners of a group of workloads, the ratios shown, and the one ratio gated.
+
+    A runner named ``BACKEND-STYLE`` (``uvloop-protocols``) runs on ``BACKEND`` and is
+    skipped when that backend does not import; see `unavailable`.
+    """
+
+    runners: tuple[str, ...]
+    ratios: tuple[tuple[str, str, str], ...]  # (label, A, B): median(B) / median(A)
+    gated: str  # the label `--min-ratio` checks: rio vs this workload's stdlib asyncio baseline
+
+    def __post_init__(self) -> None:
+        labels = [label for label, _, _ in self.ratios]
+        if self.gated not in labels:
+            raise ValueError(f"gated ratio {self.gated!r} is not one of {labels}")
+        strangers = {r for _, a, b in self.ratios for r in (a, b)} - set(self.runners)
+        if strangers:
+            raise ValueError(f"ratios name runners not in the columns: {sorted(strangers)}")
+
+
+CORE = Columns(RUNNERS, RATIOS, gated="rio vs asyncio")
 
 
 def _import_optional(name: str) -> tuple[ModuleType | None, str]:
@@ -49,10 +85,15 @@ uvloop: Any
 rio, _rio_missing = _import_optional("rio_rt")
 uvloop, _uvloop_missing = _import_optional("uvloop")
 
-# runner name -> why it cannot run in this process
+# backend name -> why it cannot run in this process
 UNAVAILABLE: dict[str, str] = {
     name: why for name, why in (("rio", _rio_missing), ("uvloop", _uvloop_missing)) if why
 }
+
+
+def unavailable(runner: str) -> str:
+    """Why `runner` cannot run here ("" if it can): its backend, the part before "-", is missing."""
+    return UNAVAILABLE.get(runner.partition("-")[0], "")
 
 
 class WrongResult(Exception):
@@ -70,6 +111,7 @@ class Workload:
     summary: str
     params: Mapping[str, float]  # sizes, reported with the results
     bodies: Mapping[str, Body]  # runner name -> body
+    columns: Columns = CORE  # the runners it is measured on and the ratios it reports
 
 
 WORKLOADS: dict[str, Workload] = {}
@@ -78,7 +120,7 @@ WORKLOADS: dict[str, Workload] = {}
 def register(workload: Workload) -> None:
     if workload.name in WORKLOADS:
         raise ValueError(f"workload {workload.name!r} registered twice")
-    unknown = set(workload.bodies) - set(RUNNERS)
+    unknown = set(workload.bodies) - set(workload.columns.runners)
     if unknown:
         raise ValueError(f"workload {workload.name!r} has unknown runners {sorted(unknown)}")
     WORKLOADS[workload.name] = workload
@@ -415,8 +457,8 @@ register(
 register(
     Workload(
         "ping_pong_pyfuture",
-        f"as ping_pong, but rio's leaf future is a pure-Python rio_rt.Future subclass "
-        f"with poll(cx) (4 Python frames per hop)",
+        "as ping_pong, but rio's leaf future is a pure-Python rio_rt.Future subclass "
+        "with poll(cx) (4 Python frames per hop)",
         {"hops": PING_PONG_HOPS},
         {"rio": ping_pong_rio, **asyncio_and_uvloop(ping_pong_asyncio),
          "floor": ping_pong_floor},
