@@ -14,7 +14,7 @@ from setuptools import Extension, setup
 DEBUG = os.environ.get("RIO_DEBUG", "") not in ("", "0")
 ANNOTATE = os.environ.get("RIO_ANNOTATE", "") not in ("", "0")
 
-MODULES = ["_timers", "_reactor", "_runtime", "_sync", "_io", "_net", "_loop"]
+MODULES = ["_timers", "_reactor", "_runtime", "_sync", "_io", "_net", "_loop", "_transport"]
 
 macros = [("RIO_DEBUG", "1" if DEBUG else "0")]
 # RIO_REACTOR=poll builds the poll(2) fallback reactor on Linux too, so it is tested here.

@@ -48,6 +48,7 @@ from rio_core._runtime import (
 )
 from rio_core._sync import Oneshot
 from rio_core._timers import Handle, TimerHandle
+from rio_core._transport import SocketTransport
 
 __all__ = [
     "PENDING",
@@ -62,6 +63,7 @@ __all__ = [
     "Ready",
     "Runtime",
     "Sleep",
+    "SocketTransport",
     "Stream",
     "Task",
     "TcpListener",

@@ -58,7 +58,8 @@ class _BlockingCall(rio_core.Future):
         return rio_core.PENDING
 
     def _on_done(self, _future: concurrent.futures.Future[Any]) -> None:
-        waker = self._waker
+        # runs in the pool thread: drop the waker (it references the task) before waking
+        waker, self._waker = self._waker, None
         if waker is not None:
             waker.wake()
 

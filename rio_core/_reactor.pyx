@@ -115,8 +115,10 @@ cdef class Reactor:
         if self.wake_pending or self.wake_write_fd < 0:
             return 0
         self.wake_pending = True
-        with nogil:
-            rio_write(self.wake_write_fd, &byte, 1)   # EAGAIN: full, a wake is pending anyway
+        # No GIL release: a one-byte write to a non-blocking pipe cannot block,
+        # and handing the GIL over here would let the runtime finish while the
+        # waking thread still holds references in its frame.
+        rio_write(self.wake_write_fd, &byte, 1)   # EAGAIN: full, a wake is pending anyway
         return 0
 
     cdef int poll(self, int timeout_ms) except -1:

@@ -88,19 +88,20 @@ cdef class Handle:
             return 0
         cdef tuple args = self.args if self.args is not None else ()
         cdef object context = self.context
+        if context is None:
+            PyObject_Call(callback, args, NULL)
+        else:
+            PyContext_Enter(context)
+            try:
+                PyObject_Call(callback, args, NULL)
+            finally:
+                PyContext_Exit(context)
         if not self.persistent:
-            # a one-shot handle that ran drops its references: never part of a cycle
+            # a one-shot handle that ran drops its references: never part of a
+            # cycle (kept when the call raised, for the error report)
             self.callback = None
             self.args = None
             self.context = None
-        if context is None:
-            PyObject_Call(callback, args, NULL)
-            return 0
-        PyContext_Enter(context)
-        try:
-            PyObject_Call(callback, args, NULL)
-        finally:
-            PyContext_Exit(context)
         return 0
 
     def __repr__(self):

@@ -10,6 +10,8 @@ they reach the scheduler only through the methods the engine replaces.
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sys
 import threading
 import warnings
@@ -19,6 +21,9 @@ from typing import Any, TypeVar
 import rio_core
 
 T = TypeVar("T")
+
+# RIO_ASYNCIO_TRANSPORTS=1 falls back to asyncio's Python socket transports.
+_ENGINE_TRANSPORTS = os.environ.get("RIO_ASYNCIO_TRANSPORTS", "") in ("", "0")
 
 __all__ = ["EventLoopPolicy", "Loop", "block_on", "install", "new_event_loop", "run"]
 
@@ -105,6 +110,59 @@ class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
                 await asyncio.gather(*pending, return_exceptions=True)
             await self.shutdown_asyncgens()
             await self.shutdown_default_executor()
+
+    def _make_socket_transport(  # type: ignore[override]
+        self,
+        sock: Any,
+        protocol: asyncio.BaseProtocol,
+        waiter: asyncio.Future[Any] | None = None,
+        *,
+        extra: dict[str, Any] | None = None,
+        server: Any = None,
+    ) -> Any:
+        """TCP and Unix stream transports are the engine's (Cython, on the reactor)."""
+        if _ENGINE_TRANSPORTS and sock.type == socket.SOCK_STREAM:
+            return rio_core.SocketTransport(self, sock, protocol, waiter, extra, server)
+        return super()._make_socket_transport(  # type: ignore[misc]
+            sock, protocol, waiter, extra=extra, server=server
+        )
+
+    async def _sendfile_fallback(
+        self, transp: Any, file: Any, offset: int, count: int | None
+    ) -> int:
+        """loop.sendfile() on an engine transport: read blocks in the executor,
+        write them, and wait for the transport's buffer to drain (asyncio's own
+        fallback only accepts its Python transports)."""
+        if not isinstance(transp, rio_core.SocketTransport):
+            return await super()._sendfile_fallback(  # type: ignore[misc,no-any-return]
+                transp, file, offset, count
+            )
+        if offset:
+            file.seek(offset)
+        blocksize = min(count, 16384) if count else 16384
+        buf = bytearray(blocksize)
+        total_sent = 0
+        try:
+            while True:
+                if count:
+                    blocksize = min(count - total_sent, blocksize)
+                    if blocksize <= 0:
+                        return total_sent
+                view = memoryview(buf)[:blocksize]
+                read = await self.run_in_executor(None, file.readinto, view)
+                if not read:
+                    return total_sent
+                transp.write(view[:read])
+                total_sent += read
+                if transp.get_write_buffer_size() > transp.get_write_buffer_limits()[1]:
+                    waiter = transp._make_empty_waiter()
+                    try:
+                        await waiter
+                    finally:
+                        transp._reset_empty_waiter()
+        finally:
+            if total_sent > 0 and hasattr(file, "seek"):
+                file.seek(offset + total_sent)
 
     def close(self) -> None:
         if self.is_running():
