@@ -129,7 +129,8 @@ def create_task_gather(factory: LoopFactory) -> None:
         loop = asyncio.get_running_loop()
         total = 0
         for _ in range(GATHER_ROUNDS):
-            total += sum(await asyncio.gather(*(loop.create_task(one(i)) for i in range(GATHER_TASKS))))
+            tasks = [loop.create_task(one(i)) for i in range(GATHER_TASKS)]
+            total += sum(await asyncio.gather(*tasks))
         return total
 
     expect("sum", _run(factory, main), GATHER_ROUNDS * GATHER_TASKS * (GATHER_TASKS - 1) // 2)
@@ -318,25 +319,63 @@ def bulk_protocols(factory: LoopFactory) -> None:
     expect("bytes received", _run(factory, main), BULK_CHUNK * BULK_CHUNKS)
 
 
-_register("aio_call_soon", f"a chain of {CALL_SOON_N} call_soon callbacks",
-          {"callbacks": CALL_SOON_N}, call_soon_chain)
-_register("aio_sleep0", f"{SLEEP0_TASKS} tasks x {SLEEP0_STEPS} asyncio.sleep(0)",
-          {"tasks": SLEEP0_TASKS, "steps": SLEEP0_STEPS}, sleep0_loop)
-_register("aio_ping_pong", f"2 tasks, {PING_HOPS} hops through fresh loop futures",
-          {"hops": PING_HOPS}, future_ping_pong)
-_register("aio_gather", f"{GATHER_ROUNDS} x gather of {GATHER_TASKS} create_task'd coroutines",
-          {"tasks": GATHER_TASKS, "rounds": GATHER_ROUNDS}, create_task_gather)
-_register("aio_call_later_cancel", f"{CHURN_N} x call_later(...).cancel()",
-          {"timers": CHURN_N}, call_later_cancel)
-_register("aio_sleeps", f"{SLEEP_TASKS} concurrent asyncio.sleep of 1-5 ms",
-          {"tasks": SLEEP_TASKS}, concurrent_sleeps)
-_register("aio_queue", f"asyncio.Queue(maxsize=100), {QUEUE_ITEMS} items",
-          {"items": QUEUE_ITEMS}, queue_producer_consumer)
-_register("aio_echo_protocols",
-          f"{ECHO_CLIENTS} clients x {ECHO_ROUNDS} round trips of 100 B, protocols",
-          {"clients": ECHO_CLIENTS, "rounds": ECHO_ROUNDS}, echo_protocols)
-_register("aio_echo_streams",
-          f"{ECHO_CLIENTS} clients x {ECHO_ROUNDS} round trips of 100 B, streams",
-          {"clients": ECHO_CLIENTS, "rounds": ECHO_ROUNDS}, echo_streams)
-_register("aio_bulk", f"{BULK_CHUNKS} x 64 KiB through a stream writer into a protocol",
-          {"chunks": BULK_CHUNKS, "chunk_bytes": BULK_CHUNK}, bulk_protocols)
+_register(
+    "aio_call_soon",
+    f"a chain of {CALL_SOON_N} call_soon callbacks",
+    {"callbacks": CALL_SOON_N},
+    call_soon_chain,
+)
+_register(
+    "aio_sleep0",
+    f"{SLEEP0_TASKS} tasks x {SLEEP0_STEPS} asyncio.sleep(0)",
+    {"tasks": SLEEP0_TASKS, "steps": SLEEP0_STEPS},
+    sleep0_loop,
+)
+_register(
+    "aio_ping_pong",
+    f"2 tasks, {PING_HOPS} hops through fresh loop futures",
+    {"hops": PING_HOPS},
+    future_ping_pong,
+)
+_register(
+    "aio_gather",
+    f"{GATHER_ROUNDS} x gather of {GATHER_TASKS} create_task'd coroutines",
+    {"tasks": GATHER_TASKS, "rounds": GATHER_ROUNDS},
+    create_task_gather,
+)
+_register(
+    "aio_call_later_cancel",
+    f"{CHURN_N} x call_later(...).cancel()",
+    {"timers": CHURN_N},
+    call_later_cancel,
+)
+_register(
+    "aio_sleeps",
+    f"{SLEEP_TASKS} concurrent asyncio.sleep of 1-5 ms",
+    {"tasks": SLEEP_TASKS},
+    concurrent_sleeps,
+)
+_register(
+    "aio_queue",
+    f"asyncio.Queue(maxsize=100), {QUEUE_ITEMS} items",
+    {"items": QUEUE_ITEMS},
+    queue_producer_consumer,
+)
+_register(
+    "aio_echo_protocols",
+    f"{ECHO_CLIENTS} clients x {ECHO_ROUNDS} round trips of 100 B, protocols",
+    {"clients": ECHO_CLIENTS, "rounds": ECHO_ROUNDS},
+    echo_protocols,
+)
+_register(
+    "aio_echo_streams",
+    f"{ECHO_CLIENTS} clients x {ECHO_ROUNDS} round trips of 100 B, streams",
+    {"clients": ECHO_CLIENTS, "rounds": ECHO_ROUNDS},
+    echo_streams,
+)
+_register(
+    "aio_bulk",
+    f"{BULK_CHUNKS} x 64 KiB through a stream writer into a protocol",
+    {"chunks": BULK_CHUNKS, "chunk_bytes": BULK_CHUNK},
+    bulk_protocols,
+)

@@ -44,8 +44,11 @@ from workloads import (
 
 
 def header(columns: Columns) -> list[str]:
-    return ["workload", *(f"{r} ms" for r in columns.runners),
-            *(label for label, _, _ in columns.ratios)]
+    return [
+        "workload",
+        *(f"{r} ms" for r in columns.runners),
+        *(label for label, _, _ in columns.ratios),
+    ]
 
 
 @dataclass
@@ -181,8 +184,10 @@ def text_table(results: list[Result]) -> str:
         rows = [head, *(cells(r) for r in group)]
         widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
         lines = [
-            "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
-                      for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+            "  ".join(
+                c.ljust(w) if i == 0 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(row, widths, strict=True))
+            )
             for row in rows
         ]
         lines.insert(1, "-" * len(lines[0]))
@@ -202,8 +207,11 @@ def markdown(results: list[Result], env: dict[str, str], repeats: int) -> str:
         out += ["| " + " | ".join(cells(r)) + " |" for r in group]
         out.append("")
     out.pop()
-    errors = [f"- {r.workload.name} / {runner}: {msg}"
-              for r in results for runner, msg in r.errors.items()]
+    errors = [
+        f"- {r.workload.name} / {runner}: {msg}"
+        for r in results
+        for runner, msg in r.errors.items()
+    ]
     if errors:
         out += ["", "**Errors**", "", *errors]
     return "\n".join(out) + "\n"
@@ -245,8 +253,10 @@ def gate(results: list[Result], min_ratio: float) -> bool:
             print(f"--min-ratio: {r.workload.name}: no '{gated}' ratio", file=sys.stderr)
             ok = False
         elif ratio < min_ratio:
-            print(f"--min-ratio: {r.workload.name}: {gated} = {ratio:.2f} < {min_ratio}",
-                  file=sys.stderr)
+            print(
+                f"--min-ratio: {r.workload.name}: {gated} = {ratio:.2f} < {min_ratio}",
+                file=sys.stderr,
+            )
             ok = False
     return ok
 
@@ -257,15 +267,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--quick", action="store_true", help="3 repetitions instead of 7")
     parser.add_argument("--repeat", type=int, help="repetitions per runner (overrides --quick)")
-    parser.add_argument("--only", action="append", metavar="NAME",
-                        help="workload(s) to run: comma-separated or repeated")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="workload(s) to run: comma-separated or repeated",
+    )
     parser.add_argument("--json", metavar="PATH", help="write machine-readable results here")
     parser.add_argument("--markdown", metavar="PATH", help="write the table as markdown here")
-    parser.add_argument("--min-ratio", type=float, metavar="X",
-                        help="exit 1 if any 'rio vs asyncio' ratio (for TCP workloads: "
-                        "'rio vs asyncio-streams') is below X")
-    parser.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                        help="abort the run if one measurement takes longer (default 60)")
+    parser.add_argument(
+        "--min-ratio",
+        type=float,
+        metavar="X",
+        help="exit 1 if any 'rio vs asyncio' ratio (for TCP workloads: "
+        "'rio vs asyncio-streams') is below X",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="abort the run if one measurement takes longer (default 60)",
+    )
     args = parser.parse_args(argv)
 
     repeats = args.repeat if args.repeat is not None else 3 if args.quick else 7
@@ -282,8 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in env.items():
         print(f"{key}: {value}")
     selected = [WORKLOADS[name] for name in names]
-    runners = [r for r in dict.fromkeys(r for w in selected for r in w.columns.runners)
-               if not unavailable(r)]
+    runners = [
+        r
+        for r in dict.fromkeys(r for w in selected for r in w.columns.runners)
+        if not unavailable(r)
+    ]
     print(f"runners: {', '.join(runners)}; median of {repeats} runs each, order rotated\n")
 
     results = []

@@ -440,8 +440,11 @@ register(
         "spawn_join",
         f"{SPAWN_ROUNDS} x spawn {SPAWN_TASKS} trivial tasks, then await each",
         {"tasks": SPAWN_TASKS, "rounds": SPAWN_ROUNDS},
-        {"rio": spawn_join_rio, **asyncio_and_uvloop(spawn_join_asyncio),
-         "floor": spawn_join_floor},
+        {
+            "rio": spawn_join_rio,
+            **asyncio_and_uvloop(spawn_join_asyncio),
+            "floor": spawn_join_floor,
+        },
     )
 )
 register(
@@ -450,8 +453,11 @@ register(
         f"2 tasks pass a counter {PING_PONG_HOPS} times, a fresh leaf future per hop "
         "(rio: native Oneshot; asyncio: loop.create_future)",
         {"hops": PING_PONG_HOPS},
-        {"rio": ping_pong_oneshot_rio, **asyncio_and_uvloop(ping_pong_asyncio),
-         "floor": ping_pong_floor},
+        {
+            "rio": ping_pong_oneshot_rio,
+            **asyncio_and_uvloop(ping_pong_asyncio),
+            "floor": ping_pong_floor,
+        },
     )
 )
 register(
@@ -460,16 +466,19 @@ register(
         "as ping_pong, but rio's leaf future is a pure-Python rio_rt.Future subclass "
         "with poll(cx) (4 Python frames per hop)",
         {"hops": PING_PONG_HOPS},
-        {"rio": ping_pong_rio, **asyncio_and_uvloop(ping_pong_asyncio),
-         "floor": ping_pong_floor},
+        {"rio": ping_pong_rio, **asyncio_and_uvloop(ping_pong_asyncio), "floor": ping_pong_floor},
     )
 )
 register(
     Workload(
         "sleeps",
         f"{SLEEP_ROUNDS} x {SLEEP_TASKS} concurrent sleeps of distinct 1-5 ms durations",
-        {"tasks": SLEEP_TASKS, "rounds": SLEEP_ROUNDS, "shortest_s": SLEEP_MIN,
-         "longest_s": SLEEP_MIN + SLEEP_SPREAD},
+        {
+            "tasks": SLEEP_TASKS,
+            "rounds": SLEEP_ROUNDS,
+            "shortest_s": SLEEP_MIN,
+            "longest_s": SLEEP_MIN + SLEEP_SPREAD,
+        },
         {"rio": sleeps_rio, **asyncio_and_uvloop(sleeps_asyncio), "floor": sleeps_floor},
     )
 )

@@ -6,6 +6,9 @@ cdef class Stream:
     cdef bint closed
     cdef object peer
     cdef char *rbuf
+    # Set when the last recv returned less than asked (the socket was drained):
+    # the next read parks first instead of making a recv that would fail EAGAIN.
+    cdef bint drained
 
     cdef int attach(self, object sock, object peer) except -1
     cdef int check_open(self, str what) except -1

@@ -9,6 +9,9 @@ through the reactor.
 
 - ``read`` receives into a per-stream 64 KiB buffer and copies the bytes
   received: a small read allocates only its result, never 64 KiB.
+- After a short read (the socket was drained) the next read parks first: the
+  reactor's retained, level-triggered interest reports data that is already
+  there, and a request/response exchange saves the recv that would fail.
 - ``write_all`` loops until every byte is sent or an error is raised; a
   partial write is never reported as success.
 - TCP streams set TCP_NODELAY (as asyncio does): request/response traffic is
@@ -167,6 +170,9 @@ cdef class Stream:
             return b""
         if size > READ_BUFFER_SIZE:
             return await self._read_large(size)
+        if self.drained:
+            self.drained = False
+            await wait_fd(self.fd, False, True)
         while True:
             self.check_open("read")
             if self.rbuf == NULL:
@@ -175,6 +181,7 @@ cdef class Stream:
                     raise MemoryError()
             got = rio_recv(self.fd, self.rbuf, size)
             if got >= 0:
+                self.drained = got < size
                 return PyBytes_FromStringAndSize(self.rbuf, got)
             err = errno
             if err == EAGAIN or err == EWOULDBLOCK:
@@ -202,10 +209,14 @@ cdef class Stream:
             if view.len == 0:
                 self.check_open("read_into")
                 return 0
+            if self.drained:
+                self.drained = False
+                await wait_fd(self.fd, False, True)
             while True:
                 self.check_open("read_into")
                 got = rio_recv(self.fd, view.buf, view.len)
                 if got >= 0:
+                    self.drained = got < view.len
                     return got
                 err = errno
                 if err == EAGAIN or err == EWOULDBLOCK:
@@ -221,7 +232,16 @@ cdef class Stream:
         cdef Py_ssize_t have = 0
         if size < 0:
             raise ValueError(f"read size must be >= 0, got {n}")
+        if 0 < size <= READ_BUFFER_SIZE:
+            first = await self.read(size)       # usually all of it, in one copy
+            if len(first) == size:
+                return first
+            if not first:
+                raise IncompleteReadError(b"", size)
+            have = len(first)
         buf = bytearray(size)
+        if have:
+            buf[:have] = first
         view = memoryview(buf)
         try:
             while have < size:

@@ -111,7 +111,7 @@ class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
             await self.shutdown_asyncgens()
             await self.shutdown_default_executor()
 
-    def _make_socket_transport(  # type: ignore[override]
+    def _make_socket_transport(
         self,
         sock: Any,
         protocol: asyncio.BaseProtocol,
