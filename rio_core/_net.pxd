@@ -9,6 +9,7 @@ cdef class Stream:
     # Set when the last recv returned less than asked (the socket was drained):
     # the next read parks first instead of making a recv that would fail EAGAIN.
     cdef bint drained
+    cdef bint bulk                 # the last read was large: recv into the result
 
     cdef int attach(self, object sock, object peer) except -1
     cdef int check_open(self, str what) except -1

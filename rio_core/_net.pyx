@@ -47,7 +47,11 @@ cdef extern from "rio_net.h" nogil:
     long rio_recv(int fd, void *buf, size_t n)
     long rio_send(int fd, const void *buf, size_t n)
 
+cdef extern from "rio_net.h":
+    object rio_recv_bytes(int fd, Py_ssize_t size, int *err)
+
 cdef Py_ssize_t READ_BUFFER_SIZE = 65536
+cdef Py_ssize_t BULK_READ = 16384          # reads this large go straight into their result
 cdef tuple ACCEPT_EXHAUSTED = (_errno.EMFILE, _errno.ENFILE, _errno.ENOBUFS, _errno.ENOMEM)
 # accept() back-off while descriptors are exhausted: 10 ms doubling to 100 ms, so a
 # freed descriptor is used within 0.1 s and the retries cost nothing measurable.
@@ -175,15 +179,25 @@ cdef class Stream:
             await wait_fd(self.fd, False, True)
         while True:
             self.check_open("read")
-            if self.rbuf == NULL:
-                self.rbuf = <char *>malloc(READ_BUFFER_SIZE)
+            if self.bulk and size >= BULK_READ:
+                # the last read was large: receive into the result itself (no extra copy)
+                data = rio_recv_bytes(self.fd, size, &err)
+                if data is not None:
+                    got = len(data)
+                    self.drained = got < size
+                    self.bulk = got >= BULK_READ
+                    return data
+            else:
                 if self.rbuf == NULL:
-                    raise MemoryError()
-            got = rio_recv(self.fd, self.rbuf, size)
-            if got >= 0:
-                self.drained = got < size
-                return PyBytes_FromStringAndSize(self.rbuf, got)
-            err = errno
+                    self.rbuf = <char *>malloc(READ_BUFFER_SIZE)
+                    if self.rbuf == NULL:
+                        raise MemoryError()
+                got = rio_recv(self.fd, self.rbuf, size)
+                if got >= 0:
+                    self.drained = got < size
+                    self.bulk = got >= BULK_READ
+                    return PyBytes_FromStringAndSize(self.rbuf, got)
+                err = errno
             if err == EAGAIN or err == EWOULDBLOCK:
                 await wait_fd(self.fd, False, True)
             elif err != EINTR:

@@ -21,5 +21,6 @@ cdef class SocketTransport:
     cdef Py_ssize_t high_water
     cdef Py_ssize_t low_water
     cdef char *rbuf
+    cdef bint bulk                # the last read was large: recv into the result
     cdef object empty_waiter
     cdef object __weakref__

@@ -37,7 +37,11 @@ cdef extern from "rio_net.h" nogil:
     long rio_recv(int fd, void *buf, size_t n)
     long rio_send(int fd, const void *buf, size_t n)
 
+cdef extern from "rio_net.h":
+    object rio_recv_bytes(int fd, Py_ssize_t size, int *err)
+
 cdef Py_ssize_t MAX_READ = 256 * 1024       # asyncio's max_size for recv()
+cdef Py_ssize_t BULK_READ = 16 * 1024       # a read this large switches to recv-into-result
 cdef bint SERVER_ATTACH_TAKES_TRANSPORT = sys.version_info >= (3, 13)
 
 
@@ -45,7 +49,7 @@ cdef class SocketTransport:
     """asyncio.Transport for a connected stream socket on rio's loop."""
     # asyncio attributes other code reads
     _start_tls_compatible = True
-    _sendfile_compatible = constants._SendfileMode.FALLBACK
+    _sendfile_compatible = constants._SendfileMode.TRY_NATIVE   # os.sendfile via sock_sendfile
 
     def __init__(self, LoopCore loop, sock, protocol, waiter=None, extra=None, server=None):
         self.loop = loop
@@ -193,13 +197,20 @@ cdef class SocketTransport:
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
             return
-        if self.rbuf == NULL:
-            self.rbuf = <char *>malloc(MAX_READ)
+        if self.bulk:
+            # the last read was large: receive into the result itself (no extra copy)
+            data = rio_recv_bytes(self.fd, MAX_READ, &err)
+            n = -1 if data is None else len(data)
+        else:
+            # small reads: a scratch buffer, then a copy of just what arrived
             if self.rbuf == NULL:
-                raise MemoryError()
-        n = rio_recv(self.fd, self.rbuf, MAX_READ)
-        if n < 0:
+                self.rbuf = <char *>malloc(MAX_READ)
+                if self.rbuf == NULL:
+                    raise MemoryError()
+            n = rio_recv(self.fd, self.rbuf, MAX_READ)
             err = errno
+            data = None
+        if n < 0:
             if err == EAGAIN or err == EWOULDBLOCK or err == EINTR:
                 return
             self._fatal_error(OSError(err, _strerror(err)), "Fatal read error on socket transport")
@@ -207,7 +218,9 @@ cdef class SocketTransport:
         if n == 0:
             self._on_eof()
             return
-        data = PyBytes_FromStringAndSize(self.rbuf, n)
+        self.bulk = n >= BULK_READ
+        if data is None:
+            data = PyBytes_FromStringAndSize(self.rbuf, n)
         try:
             self.protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
