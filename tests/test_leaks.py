@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import gc
 import sys
 import tracemalloc
@@ -74,8 +75,6 @@ def test_repeated_block_on_is_flat(fresh_runtime):
 
 def test_values_exceptions_and_context_are_released(run):
     """Refcounts of objects passed through tasks return to their start value."""
-    import contextvars
-
     var = contextvars.ContextVar("leak_var")
     payload = object()
     error_arg = object()
@@ -139,12 +138,78 @@ def test_coroutines_are_freed_after_block_on(run):
     assert [r for r in refs if r() is not None] == []
 
 
+class Marker:
+    """A weakly referenceable object to put in a task's context."""
+
+
+class FirstReady(rio.Future):
+    """Polls several leaf futures itself; the ones not ready are dropped while armed."""
+
+    def __init__(self, *futures):
+        self.futures = futures
+
+    def poll(self, cx):
+        for index, future in enumerate(self.futures):
+            if future.poll(cx) is not rio.PENDING:
+                return rio.Ready(index)
+        return rio.PENDING
+
+
+def test_sleeps_dropped_while_armed_release_their_task(run):
+    """Timer entries of Sleeps dropped before their deadline must not keep the task alive.
+
+    The task is observed through its contextvars context, which only the task holds.
+    """
+    var = contextvars.ContextVar("marker")
+    refs = []
+
+    async def main():
+        marker = Marker()
+        refs.append(weakref.ref(marker))
+        var.set(marker)
+        del marker
+        return await FirstReady(rio.Sleep(9), rio.Sleep(2), rio.Sleep(4))
+
+    assert run(main) == 1
+    gc.collect()
+    assert refs[0]() is None, "the main task (and its context) outlived its runtime"
+
+
+def test_tasks_parked_forever_are_released_after_shutdown(run):
+    var = contextvars.ContextVar("marker")
+    refs = []
+
+    class Never(rio.Future):
+        def poll(self, cx):
+            self.waker = cx.waker  # a cycle: future -> waker -> task -> coroutine -> future
+            return rio.PENDING
+
+    async def parked():
+        marker = Marker()
+        refs.append(weakref.ref(marker))
+        var.set(marker)
+        del marker
+        await Never()
+
+    async def main():
+        for _ in range(5):
+            rio.spawn(parked())
+        await rio.sleep(1)
+
+    run(main)
+    gc.collect()
+    assert [r for r in refs if r() is not None] == []
+    assert len(refs) == 5
+
+
 def test_debug_counters():
     counters = rio_core.debug_counters()
     if not rio_core.debug_build():
         assert counters == {}
         return
     assert {"tasks", "sleeps", "timer_handles"} <= set(counters)
+    gc.collect()
+    before = rio_core.debug_counters()
 
     async def sleeper():
         await rio.sleep(5)
@@ -158,9 +223,9 @@ def test_debug_counters():
         return during
 
     during = rio.Runtime(autojump_clock=True).block_on(main())
-    assert during["tasks"] >= 11
-    assert during["sleeps"] >= 10
+    assert during["tasks"] - before["tasks"] >= 11  # main + 10 sleepers
+    assert during["sleeps"] - before["sleeps"] >= 10
     gc.collect()
-    assert all(count == 0 for count in rio_core.debug_counters().values()), (
-        rio_core.debug_counters()
-    )
+    after = rio_core.debug_counters()
+    assert after == before
+    assert all(count == 0 for count in after.values()), after

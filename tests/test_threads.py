@@ -145,12 +145,13 @@ def test_spawn_blocking_returns_the_value_from_a_worker_thread():
     main_thread = threading.get_ident()
 
     def work(a, b):
-        return a ** b, threading.get_ident()
+        return a**b, threading.get_ident()
 
     async def main():
         task = rio.spawn_blocking(work, 2, 10)
         assert isinstance(task, rio.Task)
-        return await task
+        async with rio.timeout(10):
+            return await task
 
     value, worker_thread = rio.block_on(main())
     assert value == 1024
@@ -167,7 +168,8 @@ def test_spawn_blocking_propagates_the_exception():
     async def main():
         task = rio.spawn_blocking(failing_blocking_function, 7)
         with pytest.raises(WorkerFailed, match="bad 7") as info:
-            await task
+            async with rio.timeout(10):
+                await task
         assert task.done()
         assert isinstance(task.exception(), WorkerFailed)
         return info.value
@@ -192,7 +194,8 @@ def test_spawn_blocking_does_not_block_the_runtime():
     async def main():
         blocking = rio.spawn_blocking(wait_for_release)
         native = rio.spawn(releaser())
-        return await native, await blocking
+        async with rio.timeout(10):
+            return await native, await blocking
 
     assert rio.block_on(main()) == ("released", True)
 
@@ -204,6 +207,7 @@ def test_spawn_blocking_many_calls_complete_in_a_bounded_pool():
 
     async def main():
         tasks = [rio.spawn_blocking(square, i) for i in range(64)]
-        return [await t for t in tasks]
+        async with rio.timeout(10):
+            return [await t for t in tasks]
 
     assert rio.block_on(main()) == [i * i for i in range(64)]

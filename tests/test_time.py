@@ -63,9 +63,7 @@ def test_sleep_never_fires_early_on_the_real_clock():
             start_real = time.monotonic()
             start_rio = rio.monotonic()
             await rio.sleep(duration)
-            measured.append(
-                (duration, time.monotonic() - start_real, rio.monotonic() - start_rio)
-            )
+            measured.append((duration, time.monotonic() - start_real, rio.monotonic() - start_rio))
         return measured
 
     for duration, real, clock in rio.block_on(main()):
@@ -394,7 +392,11 @@ def test_a_tick_runs_only_the_tasks_ready_when_it_began():
             await rio.yield_now()
 
     async def main():
-        tasks = [rio.spawn(spinner("greedy", 6)), rio.spawn(spinner("a", 3)), rio.spawn(spinner("b", 3))]
+        tasks = [
+            rio.spawn(spinner("greedy", 6)),
+            rio.spawn(spinner("a", 3)),
+            rio.spawn(spinner("b", 3)),
+        ]
         for task in tasks:
             await task
 
