@@ -146,7 +146,11 @@ cdef class LoopCore(Runtime):
         handle.callback = callback
         handle.args = args
         handle.context = PyContext_CopyCurrent() if context is None else context
-        self.inject.append(handle)
+        # Straight onto the ready queue, from any thread: a ring push makes no
+        # Python call, so under the GIL it is atomic, and the handle keeps its
+        # FIFO place among call_soon()s as in asyncio. A tick already running
+        # takes it in the next batch (its batch size was fixed when it began).
+        ring_push(&self.ready, handle)
         self.reactor.notify()
         return handle
 

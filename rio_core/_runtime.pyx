@@ -1296,6 +1296,16 @@ async def _await_it(awaitable):
 
 # --------------------------------------------------------------------------- module API
 
+def _after_fork_in_child():
+    """A child forked while a runtime ran on this thread has no running runtime."""
+    rio_set_current_runtime(NULL)
+    rio_set_current_task(NULL)
+
+
+import os as _os
+if hasattr(_os, "register_at_fork"):
+    _os.register_at_fork(after_in_child=_after_fork_in_child)
+
 def _runtime_wakeup_fd(Runtime rt):
     return rt.reactor.wakeup_fd
 

@@ -40,12 +40,11 @@ def _debug_timer_handles():
     return rio_live_timer_handles
 
 
-# Handles are not tracked by the cyclic GC: millions are made per second and
-# each tracked allocation moves the GC towards a collection. A handle can only
-# be in a cycle through its callback or args, and a one-shot handle drops those
-# once it has run or been cancelled (and when its runtime closes). Persistent
-# reactor handles keep them until removed (remove_reader/-writer cancels them).
-@cython.no_gc
+# Handles stay visible to the cyclic GC: a loop dropped without close() is a
+# cycle through its self-pipe reader handle (loop -> reactor -> handle -> bound
+# method -> loop) that only the GC can free. (Untracking them made call_soon
+# ~10% faster and leaked such loops.) A one-shot handle still drops its
+# callback and arguments once it has run or been cancelled.
 @cython.freelist(256)
 cdef class Handle:
     def __cinit__(self):
@@ -109,7 +108,6 @@ cdef class Handle:
         return f"<{type(self).__name__} {state} {self.callback!r}>"
 
 
-@cython.no_gc
 @cython.freelist(256)
 cdef class TimerHandle(Handle):
     def cancel(self):
