@@ -600,8 +600,6 @@ def test_call_soon_threadsafe_wakes_a_loop_blocked_in_a_long_timer_wait(loop):
     assert latency < 0.5
 
 
-
-
 def test_call_soon_threadsafe_and_call_soon_share_one_fifo(loop, request):
     order: list[str] = []
     loop.call_soon_threadsafe(order.append, "threadsafe-first")
