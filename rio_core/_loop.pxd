@@ -11,5 +11,7 @@ cdef class LoopCore(Runtime):
     cdef int check_closed(self) except -1
     cdef int check_call(self, object callback, str method) except -1
     cdef Handle io_handle(self, object callback, tuple args)
+    cdef Handle set_io_handle(self, object fd, bint writable, object callback, tuple args)
+    cdef bint clear_io_handle(self, object fd, bint writable) except -1
     cdef int update_slow_threshold(self) except -1
 cdef int fd_of(object fileobj) except -1

@@ -244,7 +244,8 @@ cdef class LoopCore(Runtime):
         handle.persistent = True
         return handle
 
-    def _add_reader(self, fd, callback, *args):
+    cdef Handle set_io_handle(self, object fd, bint writable, object callback, tuple args):
+        """Make a persistent handle the reader (or writer) of ``fd``."""
         cdef Registration reg
         cdef Handle handle
         cdef int fdno
@@ -252,67 +253,57 @@ cdef class LoopCore(Runtime):
         fdno = fd_of(fd)
         handle = self.io_handle(callback, args)
         reg = self.reactor.registration(fdno)
-        old = reg.reader
+        old = reg.writer if writable else reg.reader
         if type(old) is Task:
-            raise RuntimeError(f"fd {fdno} is already awaited for reading by a rio task")
-        reg.reader = handle
+            what = "writing" if writable else "reading"
+            raise RuntimeError(f"fd {fdno} is already awaited for {what} by a rio task")
+        if writable:
+            reg.writer = handle
+        else:
+            reg.reader = handle
         try:
             self.reactor.add_interest(reg)
         except BaseException:
-            reg.reader = old            # leave no phantom waiter behind
+            if writable:                # leave no phantom waiter behind
+                reg.writer = old
+            else:
+                reg.reader = old
             self.reactor.sync_interest(reg)
             raise
         if old is not None:
             old.cancel()
         return handle
+
+    cdef bint clear_io_handle(self, object fd, bint writable) except -1:
+        """Remove the reader (or writer) handle of ``fd``; False if there was none."""
+        cdef Registration reg
+        if self.closed_flag:
+            return False
+        reg = self.reactor.registrations.get(fd_of(fd))
+        if reg is None:
+            return False
+        old = reg.writer if writable else reg.reader
+        if old is None or type(old) is Task:
+            return False
+        if writable:
+            reg.writer = None
+        else:
+            reg.reader = None
+        self.reactor.sync_interest(reg)
+        old.cancel()
+        return True
+
+    def _add_reader(self, fd, callback, *args):
+        return self.set_io_handle(fd, False, callback, args)
 
     def _add_writer(self, fd, callback, *args):
-        cdef Registration reg
-        cdef Handle handle
-        cdef int fdno
-        self.check_closed()
-        fdno = fd_of(fd)
-        handle = self.io_handle(callback, args)
-        reg = self.reactor.registration(fdno)
-        old = reg.writer
-        if type(old) is Task:
-            raise RuntimeError(f"fd {fdno} is already awaited for writing by a rio task")
-        reg.writer = handle
-        try:
-            self.reactor.add_interest(reg)
-        except BaseException:
-            reg.writer = old            # leave no phantom waiter behind
-            self.reactor.sync_interest(reg)
-            raise
-        if old is not None:
-            old.cancel()
-        return handle
+        return self.set_io_handle(fd, True, callback, args)
 
     def _remove_reader(self, fd):
-        cdef Registration reg
-        if self.closed_flag:
-            return False
-        reg = self.reactor.registrations.get(fd_of(fd))
-        if reg is None or reg.reader is None or type(reg.reader) is Task:
-            return False
-        old = reg.reader
-        reg.reader = None
-        self.reactor.sync_interest(reg)
-        old.cancel()
-        return True
+        return self.clear_io_handle(fd, False)
 
     def _remove_writer(self, fd):
-        cdef Registration reg
-        if self.closed_flag:
-            return False
-        reg = self.reactor.registrations.get(fd_of(fd))
-        if reg is None or reg.writer is None or type(reg.writer) is Task:
-            return False
-        old = reg.writer
-        reg.writer = None
-        self.reactor.sync_interest(reg)
-        old.cancel()
-        return True
+        return self.clear_io_handle(fd, True)
 
     def _rio_clear(self):
         """Drop every queued callback and timer (the loop is closing)."""

@@ -115,6 +115,7 @@ cdef class Runtime:
     cdef int shutdown_tasks(self) except -1
     cdef int finish(self, Task task, TaskOutcome outcome, object value) except -1
     cdef int tick(self) except -1
+    cdef int run_entry(self, object entry) except -1
     cdef int run_batch_timed(self, Py_ssize_t n) except -1
     cdef int poll_reactor(self) except -1
     cdef int run_until_done(self, Task main) except -1

@@ -982,19 +982,24 @@ cdef class Runtime:
             raw = ring_pop(&self.ready)
             entry = <object>raw
             Py_DECREF(entry)        # `entry` owns the queue's reference now
-            if type(entry) is Task:
-                self.step(<Task>entry)
-            else:
-                try:
-                    (<Handle>entry).run()
-                except BaseException as exc:
-                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                        raise
-                    self.report_handle_error(entry, exc)
+            self.run_entry(entry)
             if self.pending_base_exc is not None:
                 return 0
 
         return self.poll_reactor()
+
+    cdef inline int run_entry(self, object entry) except -1:
+        """Step a task or run a handle; a handle's exception goes to the
+        exception handler (KeyboardInterrupt and SystemExit propagate)."""
+        if type(entry) is Task:
+            return self.step(<Task>entry)
+        try:
+            (<Handle>entry).run()
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            self.report_handle_error(entry, exc)
+        return 0
 
     cdef int run_batch_timed(self, Py_ssize_t n) except -1:
         """Step 3 in debug mode: time every entry, report the slow ones."""
@@ -1008,15 +1013,7 @@ cdef class Runtime:
             Py_DECREF(entry)
             what = entry if type(entry) is Task else (<Handle>entry).callback
             started = rio_monotonic_ns()
-            if type(entry) is Task:
-                self.step(<Task>entry)
-            else:
-                try:
-                    (<Handle>entry).run()
-                except BaseException as exc:
-                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                        raise
-                    self.report_handle_error(entry, exc)
+            self.run_entry(entry)
             elapsed = rio_monotonic_ns() - started
             if elapsed >= self.slow_ns and self.slow_hook is not None:
                 self.slow_hook(what, elapsed / 1e9)
@@ -1305,6 +1302,7 @@ def _after_fork_in_child():
 import os as _os
 if hasattr(_os, "register_at_fork"):
     _os.register_at_fork(after_in_child=_after_fork_in_child)
+
 
 def _runtime_wakeup_fd(Runtime rt):
     return rt.reactor.wakeup_fd

@@ -185,7 +185,8 @@ cdef class SocketTransport:
             if n < 0:
                 if err == EAGAIN or err == EWOULDBLOCK or err == EINTR:
                     return
-                self._fatal_error(OSError(err, _strerror(err)), "Fatal read error on socket transport")
+                self._fatal_error(OSError(err, _strerror(err)),
+                                  "Fatal read error on socket transport")
                 return
             if n == 0:
                 self._on_eof()
@@ -248,7 +249,8 @@ cdef class SocketTransport:
         cdef long n = 0
         cdef int err = 0
         if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"data argument must be a bytes-like object, not {type(data).__name__!r}")
+            raise TypeError(f"data argument must be a bytes-like object, "
+                            f"not {type(data).__name__!r}")
         if self.eof:
             raise RuntimeError("Cannot call write() after write_eof()")
         if self.empty_waiter is not None:
