@@ -1,9 +1,16 @@
 # cython: language_level=3
 
-cdef class Stream:
+cdef class SocketResource:
     cdef object sock
     cdef int fd
     cdef bint closed
+    cdef str noun                  # "stream", "listener", "UDP socket": for error messages
+
+    cdef int attach_socket(self, object sock, str noun) except -1
+    cdef int check_open(self, str what) except -1
+
+
+cdef class Stream(SocketResource):
     cdef object peer
     cdef char *rbuf
     # Set when the last recv returned less than asked (the socket was drained):
@@ -12,7 +19,6 @@ cdef class Stream:
     cdef bint bulk                 # the last read was large: recv into the result
 
     cdef int attach(self, object sock, object peer) except -1
-    cdef int check_open(self, str what) except -1
 
 
 cdef class TcpStream(Stream):
@@ -23,10 +29,7 @@ cdef class UnixStream(Stream):
     pass
 
 
-cdef class Listener:
-    cdef object sock
-    cdef int fd
-    cdef bint closed
+cdef class Listener(SocketResource):
     cdef readonly Py_ssize_t exhausted_count
 
     cdef int attach(self, object sock) except -1
@@ -41,10 +44,5 @@ cdef class UnixListener(Listener):
     pass
 
 
-cdef class UdpSocket:
-    cdef object sock
-    cdef int fd
-    cdef bint closed
+cdef class UdpSocket(SocketResource):
     cdef object peer
-
-    cdef int check_open(self, str what) except -1

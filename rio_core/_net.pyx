@@ -118,33 +118,28 @@ async def lookup_host(host, port, *, family=0, socktype=_socket.SOCK_STREAM):
 
 # --------------------------------------------------------------------------- streams
 
-cdef class Stream:
-    """A connected byte stream (TCP or Unix). Use ``TcpStream.connect`` /
-    ``UnixStream.connect`` or a listener's ``accept`` to get one."""
+cdef class SocketResource:
+    """What every rio socket shares: the non-blocking socket, its fd, closing.
+
+    ``close()`` tells the reactor first (``notify_closing``: tasks blocked on
+    the fd get ClosedResourceError at once), then closes the socket.
+    """
+
     def __init__(self):
-        raise TypeError("streams come from connect() or a listener's accept()")
+        raise TypeError(f"{type(self).__name__} objects come from connect(), bind() or accept()")
 
-    def __dealloc__(self):
-        if self.rbuf != NULL:
-            free(self.rbuf)
-            self.rbuf = NULL
-
-    cdef int attach(self, object sock, object peer) except -1:
+    cdef int attach_socket(self, object sock, str noun) except -1:
         sock.setblocking(False)
         self.sock = sock
         self.fd = sock.fileno()
-        self.peer = peer
+        self.noun = noun
         adopt_fd(self.fd)
         return 0
 
     cdef int check_open(self, str what) except -1:
         if self.closed:
-            raise ClosedResourceError(f"{what} on a closed stream")
+            raise ClosedResourceError(f"{what} on a closed {self.noun}")
         return 0
-
-    @property
-    def peer_address(self):
-        return self.peer
 
     @property
     def local_address(self):
@@ -161,6 +156,45 @@ cdef class Stream:
 
     def is_closed(self):
         return self.closed
+
+    def close(self):
+        """Close; tasks blocked on it get ClosedResourceError. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        notify_closing(self.fd)
+        self.sock.close()
+
+    async def aclose(self):
+        self.close()
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc_info):
+        self.close()
+
+    def __repr__(self):
+        state = "closed" if self.closed else format_address(self.sock.getsockname())
+        return f"<{type(self).__name__} {state}>"
+
+
+cdef class Stream(SocketResource):
+    """A connected byte stream (TCP or Unix). Use ``TcpStream.connect`` /
+    ``UnixStream.connect`` or a listener's ``accept`` to get one."""
+    def __dealloc__(self):
+        if self.rbuf != NULL:
+            free(self.rbuf)
+            self.rbuf = NULL
+
+    cdef int attach(self, object sock, object peer) except -1:
+        self.attach_socket(sock, "stream")
+        self.peer = peer
+        return 0
+
+    @property
+    def peer_address(self):
+        return self.peer
 
     async def read(self, n=65536):
         """Read up to ``n`` bytes; ``b""`` means the peer closed its side."""
@@ -302,23 +336,6 @@ cdef class Stream:
         except OSError as exc:
             raise os_error(exc.errno or _errno.ENOTCONN, "shutdown of", self.peer) from None
 
-    def close(self):
-        """Close the stream; tasks blocked on it get ClosedResourceError. Idempotent."""
-        if self.closed:
-            return
-        self.closed = True
-        notify_closing(self.fd)
-        self.sock.close()
-
-    async def aclose(self):
-        self.close()
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc_info):
-        self.close()
-
     def __repr__(self):
         state = "closed" if self.closed else f"fd={self.fd}"
         return f"<{type(self).__name__} {state} peer={format_address(self.peer)}>"
@@ -394,28 +411,11 @@ cdef UnixStream make_unix_stream(object sock, object peer):
 
 # --------------------------------------------------------------------------- listeners
 
-cdef class Listener:
+cdef class Listener(SocketResource):
     """Accepts connections. ``async for stream, address in listener``."""
-    def __init__(self):
-        raise TypeError("listeners come from TcpListener.bind() / UnixListener.bind()")
 
     cdef int attach(self, object sock) except -1:
-        sock.setblocking(False)
-        self.sock = sock
-        self.fd = sock.fileno()
-        adopt_fd(self.fd)
-        return 0
-
-    @property
-    def local_address(self):
-        return self.sock.getsockname()
-
-    @property
-    def socket(self):
-        return self.sock
-
-    def fileno(self):
-        return -1 if self.closed else self.fd
+        return self.attach_socket(sock, "listener")
 
     cdef object wrap(self, object conn, object address):
         raise NotImplementedError
@@ -450,26 +450,6 @@ cdef class Listener:
 
     def __anext__(self):
         return self.accept()
-
-    def close(self):
-        if self.closed:
-            return
-        self.closed = True
-        notify_closing(self.fd)
-        self.sock.close()
-
-    async def aclose(self):
-        self.close()
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc_info):
-        self.close()
-
-    def __repr__(self):
-        state = "closed" if self.closed else format_address(self.sock.getsockname())
-        return f"<{type(self).__name__} {state}>"
 
 
 cdef class TcpListener(Listener):
@@ -529,12 +509,9 @@ cdef class UnixListener(Listener):
 
 # --------------------------------------------------------------------------- UDP
 
-cdef class UdpSocket:
+cdef class UdpSocket(SocketResource):
     """A UDP socket: ``bind``, then ``send_to``/``recv_from``, or ``connect``
     then ``send``/``recv``."""
-    def __init__(self):
-        raise TypeError("use await UdpSocket.bind(host, port)")
-
     @staticmethod
     async def bind(host, port):
         cdef UdpSocket udp
@@ -550,19 +527,8 @@ cdef class UdpSocket:
             sock.close()
             raise
         udp = UdpSocket.__new__(UdpSocket)
-        udp.sock = sock
-        udp.fd = sock.fileno()
-        adopt_fd(udp.fd)
+        udp.attach_socket(sock, "UDP socket")
         return udp
-
-    cdef int check_open(self, str what) except -1:
-        if self.closed:
-            raise ClosedResourceError(f"{what} on a closed UDP socket")
-        return 0
-
-    @property
-    def local_address(self):
-        return self.sock.getsockname()
 
     @property
     def peer_address(self):
@@ -620,19 +586,3 @@ cdef class UdpSocket:
             except InterruptedError:
                 pass
 
-    def close(self):
-        if self.closed:
-            return
-        self.closed = True
-        notify_closing(self.fd)
-        self.sock.close()
-
-    async def __aenter__(self):
-        return self
-
-    async def __aexit__(self, *exc_info):
-        self.close()
-
-    def __repr__(self):
-        state = "closed" if self.closed else format_address(self.sock.getsockname())
-        return f"<UdpSocket {state}>"
