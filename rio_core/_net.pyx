@@ -585,4 +585,3 @@ cdef class UdpSocket(SocketResource):
                 await wait_fd(self.fd, False, True)
             except InterruptedError:
                 pass
-

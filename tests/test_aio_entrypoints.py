@@ -17,6 +17,7 @@ import gc
 import importlib.util
 import json
 import os
+import tempfile
 import signal
 import subprocess
 import sys
@@ -170,6 +171,7 @@ def run_ctrl_c_program(which: str) -> tuple[int, list[str]]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        cwd=tempfile.gettempdir(),  # outside the source tree: import the installed package
     )
     try:
         assert process.stdout is not None

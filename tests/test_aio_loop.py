@@ -26,6 +26,7 @@ import gc
 import json
 import logging
 import os
+import tempfile
 import signal
 import socket
 import subprocess
@@ -1345,6 +1346,7 @@ def test_a_dropped_unclosed_loop_is_collected_warns_and_frees_its_fds(loop_kind,
         capture_output=True,
         text=True,
         timeout=60,
+        cwd=tempfile.gettempdir(),  # outside the source tree: import the installed package
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
