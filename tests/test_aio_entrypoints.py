@@ -17,10 +17,10 @@ import gc
 import importlib.util
 import json
 import os
-import tempfile
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import warnings
 from collections.abc import Iterator

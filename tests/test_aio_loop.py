@@ -26,11 +26,11 @@ import gc
 import json
 import logging
 import os
-import tempfile
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import warnings
