@@ -238,6 +238,8 @@ static inline int rio_poller_ctl(rio_poller *p, int fd, uint32_t events, void *p
         }
     }
     if (want == 0) return 0;
+    /* poll(2) looks at an fd only when it waits: check it now, as epoll_ctl does */
+    if (fcntl(fd, F_GETFD) < 0) return -1;
     if (p->n == p->cap) {
         int cap = p->cap ? p->cap * 2 : 16;
         struct pollfd *f = (struct pollfd *)realloc(p->fds, sizeof(*f) * (size_t)cap);
