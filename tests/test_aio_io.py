@@ -778,7 +778,10 @@ def test_start_tls_upgrades_a_plain_connection(arun, tls_contexts):
                     writer.transport, protocol, client_ctx, server_hostname="localhost"
                 )
                 writer._transport = tls_transport  # what StreamWriter.start_tls does
-                protocol._replace_writer(writer)
+                if hasattr(protocol, "_replace_transport"):  # 3.12+
+                    protocol._replace_transport(tls_transport)
+                else:
+                    protocol._replace_writer(writer)
                 writer.write(b"hello\n")
                 reply = await reader.readline()
                 return [reply, tls_transport.get_extra_info("ssl_object") is not None]
