@@ -31,6 +31,7 @@ import pytest
 import rio_core
 
 import rio_rt as rio
+from rio_rt.testing import LOOP_FACTORIES, run_on_loop
 
 
 def run(coro_fn: Callable[[], Coroutine[Any, Any, Any]], autojump: bool = True) -> Any:
@@ -104,3 +105,18 @@ def engine_objects_freed() -> Any:
         if count > before.get(name, 0)
     }
     assert not leaked, f"engine objects left alive by this test: {leaked} (all counters: {after})"
+
+
+# ---- the asyncio door: the same test body on stdlib asyncio (the oracle) and on rio
+
+
+@pytest.fixture(params=["asyncio", "rio"])
+def loop_factory(request: pytest.FixtureRequest) -> Callable[[], Any]:
+    return LOOP_FACTORIES[request.param]
+
+
+@pytest.fixture
+def arun(loop_factory: Callable[[], Any]) -> Callable[..., Any]:
+    """``arun(coro, seconds=..., debug=...)``: run a coroutine on a fresh loop of the
+    parametrized kind, bounded in time."""
+    return lambda coro, **kw: run_on_loop(loop_factory, coro, **kw)

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 from asyncio import selector_events
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,39 +30,6 @@ import pytest
 import rio_rt as rio
 
 # ------------------------------------------------------------------ two loops
-
-LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-    "asyncio": asyncio.SelectorEventLoop,
-    "rio": rio.new_event_loop,
-}
-BOUND_SECONDS = 20.0
-
-
-@pytest.fixture(params=["asyncio", "rio"])
-def loop_factory(request: pytest.FixtureRequest) -> Callable[[], asyncio.AbstractEventLoop]:
-    return LOOP_FACTORIES[request.param]
-
-
-def run_on(
-    loop_factory: Callable[[], asyncio.AbstractEventLoop],
-    coro: Coroutine[Any, Any, Any],
-    *,
-    seconds: float = BOUND_SECONDS,
-) -> Any:
-    """Run ``coro`` as the main task of a fresh loop (asyncio.Runner), bounded in time."""
-
-    async def bounded() -> Any:
-        async with asyncio.timeout(seconds):
-            return await coro
-
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(bounded())
-
-
-@pytest.fixture
-def arun(loop_factory: Callable[[], asyncio.AbstractEventLoop]) -> Callable[..., Any]:
-    """``arun(coro)``: run a coroutine on a fresh loop of the parametrized kind."""
-    return lambda coro, **kw: run_on(loop_factory, coro, **kw)
 
 
 def xfail_on_rio(request: pytest.FixtureRequest, reason: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -20,32 +19,6 @@ import pytest
 import rio_rt as rio
 
 # ------------------------------------------------------------------ two loops
-
-LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-    "asyncio": asyncio.SelectorEventLoop,
-    "rio": rio.new_event_loop,
-}
-BOUND_SECONDS = 20.0
-
-
-@pytest.fixture(params=["asyncio", "rio"])
-def loop_factory(request: pytest.FixtureRequest) -> Callable[[], asyncio.AbstractEventLoop]:
-    return LOOP_FACTORIES[request.param]
-
-
-@pytest.fixture
-def arun(loop_factory: Callable[[], asyncio.AbstractEventLoop]) -> Callable[..., Any]:
-    """``arun(coro)``: run a coroutine on a fresh loop of the parametrized kind, bounded."""
-
-    def run(coro: Coroutine[Any, Any, Any]) -> Any:
-        async def bounded() -> Any:
-            async with asyncio.timeout(BOUND_SECONDS):
-                return await coro
-
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
-            return runner.run(bounded())
-
-    return run
 
 
 def free_port() -> int:

@@ -40,41 +40,11 @@ from typing import Any
 import pytest
 
 import rio_rt as rio
+from rio_rt.testing import LOOP_FACTORIES, run_on_loop
 
 # ------------------------------------------------------------------ two loops
 
-LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-    "asyncio": asyncio.SelectorEventLoop,
-    "rio": rio.new_event_loop,
-}
 BOUND_SECONDS = 10.0  # no test below needs more than a fraction of this
-
-
-@pytest.fixture(params=["asyncio", "rio"])
-def loop_factory(request: pytest.FixtureRequest) -> Callable[[], asyncio.AbstractEventLoop]:
-    return LOOP_FACTORIES[request.param]
-
-
-def run_on(
-    loop_factory: Callable[[], asyncio.AbstractEventLoop],
-    coro: Coroutine[Any, Any, Any],
-    *,
-    debug: bool | None = None,
-) -> Any:
-    """Run ``coro`` as the main task of a fresh loop (asyncio.Runner), bounded in time."""
-
-    async def bounded() -> Any:
-        async with asyncio.timeout(BOUND_SECONDS):
-            return await coro
-
-    with asyncio.Runner(loop_factory=loop_factory, debug=debug) as runner:
-        return runner.run(bounded())
-
-
-@pytest.fixture
-def arun(loop_factory: Callable[[], asyncio.AbstractEventLoop]) -> Callable[..., Any]:
-    """``arun(coro)``: run a coroutine on a fresh loop of the parametrized kind."""
-    return lambda coro, **kw: run_on(loop_factory, coro, **kw)
 
 
 @pytest.fixture
@@ -1279,7 +1249,7 @@ def test_runner_shuts_down_async_generators(loop_factory):
         await gen.__anext__()
         keep.append(gen)
 
-    run_on(loop_factory, main())
+    run_on_loop(loop_factory, main())
     assert log == ["finalized"]
 
 
@@ -1804,8 +1774,8 @@ def trace_program() -> Coroutine[Any, Any, list[str]]:
 
 
 def test_callback_and_task_interleaving_matches_asyncio():
-    oracle = run_on(LOOP_FACTORIES["asyncio"], trace_program())
-    assert run_on(LOOP_FACTORIES["rio"], trace_program()) == oracle
+    oracle = run_on_loop(LOOP_FACTORIES["asyncio"], trace_program())
+    assert run_on_loop(LOOP_FACTORIES["rio"], trace_program()) == oracle
 
 
 def test_timer_and_callback_interleaving_matches_asyncio():

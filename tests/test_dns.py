@@ -5,24 +5,13 @@ addresses and ``localhost`` only."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import rio_core._net
 
-import rio_rt as rio
 from rio_rt.net import TcpListener, TcpStream, lookup_host
-
-
-def run_io(coro_fn: Callable[[], Awaitable[Any]], *, seconds: float = 10.0) -> Any:
-    """Run ``coro_fn()`` on a fresh real-clock runtime, bounded by ``seconds``."""
-
-    async def bounded() -> Any:
-        async with rio.timeout(seconds):
-            return await coro_fn()
-
-    return rio.Runtime().block_on(bounded())
+from rio_rt.testing import run_with_timeout as run_io
 
 
 class ThreadUsed(Exception):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -23,20 +23,8 @@ from rio_rt.lowlevel import (
     wait_writable,
 )
 from rio_rt.net import TcpListener, TcpStream
-
-
-def run_io(coro_fn: Callable[[], Awaitable[Any]], *, seconds: float = 10.0) -> Any:
-    """Run ``coro_fn()`` on a fresh real-clock runtime, bounded by ``seconds``."""
-
-    async def bounded() -> Any:
-        async with rio.timeout(seconds):
-            return await coro_fn()
-
-    return rio.Runtime().block_on(bounded())
-
-
-def stats() -> dict[str, int]:
-    return rio.lowlevel.current_runtime().stats()
+from rio_rt.testing import run_with_timeout as run_io
+from rio_rt.testing import runtime_stats as stats
 
 
 async def wait_until(predicate: Callable[[], bool], what: str, seconds: float = 2.0) -> None:

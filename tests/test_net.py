@@ -18,7 +18,7 @@ import socket
 import struct
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,22 +33,10 @@ from rio_rt.net import (
     UnixListener,
     UnixStream,
 )
+from rio_rt.testing import run_with_timeout as run_io
+from rio_rt.testing import runtime_stats as stats
 
 # --------------------------------------------------------------------------- helpers
-
-
-def run_io(coro_fn: Callable[[], Awaitable[Any]], *, seconds: float = 10.0) -> Any:
-    """Run ``coro_fn()`` on a fresh real-clock runtime, bounded by ``seconds``."""
-
-    async def bounded() -> Any:
-        async with rio.timeout(seconds):
-            return await coro_fn()
-
-    return rio.Runtime().block_on(bounded())
-
-
-def stats() -> dict[str, int]:
-    return rio.lowlevel.current_runtime().stats()
 
 
 async def settle() -> None:

@@ -36,7 +36,7 @@ from rio_core import (
     yield_now,
 )
 
-from rio_rt import lowlevel, net, signal
+from rio_rt import lowlevel, net, signal, testing
 from rio_rt._loop import EventLoopPolicy, Loop, block_on, install, new_event_loop, run
 from rio_rt._timeout import Timeout, timeout, timeout_at, wait_for
 
@@ -62,6 +62,7 @@ __all__ = [
     "lowlevel",
     "net",
     "signal",
+    "testing",
     "current_task",
     "monotonic",
     "new_event_loop",
