@@ -1,6 +1,6 @@
 # cython: language_level=3
 from rio_core._runtime cimport Runtime
-from rio_core._timers cimport Handle
+from rio_core._timers cimport Handle, TimerHandle
 
 
 cdef class LoopCore(Runtime):
@@ -14,4 +14,6 @@ cdef class LoopCore(Runtime):
     cdef Handle set_io_handle(self, object fd, bint writable, object callback, tuple args)
     cdef bint clear_io_handle(self, object fd, bint writable) except -1
     cdef int update_slow_threshold(self) except -1
+    cdef TimerHandle schedule_at(self, double when, object callback, tuple args,
+                                 object context, str method)
 cdef int fd_of(object fileobj) except -1

@@ -157,7 +157,14 @@ cdef class LoopCore(Runtime):
     def call_later(self, delay, callback, *args, context=None):
         if delay is None:
             raise TypeError("delay must not be None")
-        return self.call_at(self.now_ns() / 1e9 + delay, callback, *args, context=context)
+        return self.schedule_at(self.now_ns() / 1e9 + delay, callback, args, context, "call_later")
+
+    def get_debug(self):
+        # Every Future and Task asks at creation: keep it free of Python frames.
+        return self.debug_flag
+
+    def is_closed(self):
+        return self.closed_flag
 
     def create_future(self):
         return _Future(loop=self)
@@ -174,8 +181,8 @@ cdef class LoopCore(Runtime):
                 task = _Task(coro, loop=self, name=name)
             else:
                 task = _Task(coro, loop=self, name=name, context=context)
-            if task._source_traceback:
-                del task._source_traceback[-1]
+            # (asyncio drops the last frame of _source_traceback here: its own
+            # create_task. This one is C, so the last frame is the caller's.)
             return task
         if context is None:
             task = factory(self, coro, **kwargs)
@@ -189,25 +196,28 @@ cdef class LoopCore(Runtime):
         return task
 
     def call_at(self, when, callback, *args, context=None):
-        cdef TimerHandle handle
-        cdef double w
         if when is None:
             raise TypeError("when cannot be None")
+        return self.schedule_at(when, callback, args, context, "call_at")
+
+    cdef TimerHandle schedule_at(self, double when, object callback, tuple args,
+                                 object context, str method):
+        """call_at and call_later: one TimerHandle on the engine's timer heap."""
+        cdef TimerHandle handle
         self.check_closed()
         if self.debug_flag:
-            self.check_call(callback, "call_at")
-        w = when
-        handle = TimerHandle.__new__(TimerHandle)
-        handle.when_seconds = w
-        handle.action = ACTION_CALLBACK
-        if w != w:
+            self.check_call(callback, method)
+        if when != when:
             raise ValueError("when must not be NaN")
-        if w > 9.2e9:
+        handle = TimerHandle.__new__(TimerHandle)
+        handle.when_seconds = when
+        handle.action = ACTION_CALLBACK
+        if when > 9.2e9:
             handle.deadline_ns = 0x3FFFFFFFFFFFFFFF
-        elif w <= 0:
+        elif when <= 0:
             handle.deadline_ns = 0
         else:
-            handle.deadline_ns = <long long>(w * 1e9 + 0.999999)
+            handle.deadline_ns = <long long>(when * 1e9 + 0.999999)
         handle.callback = callback
         handle.args = args
         handle.context = PyContext_CopyCurrent() if context is None else context

@@ -197,6 +197,12 @@ cdef class TimerHeap:
                 raise MemoryError()
             self.slots = grown
             self.capacity *= 2
+        if self.cancelled * 2 > self.size and self.size >= COMPACT_MIN_SIZE:
+            # Timers armed and cancelled in a burst, with no tick in between
+            # (a timeout per request, call_later(...).cancel() churn): drop the
+            # dead half now, so memory and the GC's work stay bounded by the
+            # live timers. Amortised O(1): every pass halves the heap at least.
+            self.compact()
         Py_INCREF(handle)
         self.slots[self.size].deadline_ns = handle.deadline_ns
         self.slots[self.size].seq = self.next_seq
@@ -256,16 +262,26 @@ cdef class TimerHeap:
         return -1
 
     cdef int compact(self) except -1:
-        """Drop every cancelled entry when they are the majority of a large heap."""
-        cdef Py_ssize_t i, kept = 0
+        """Drop every cancelled entry when they are the majority of a large heap.
+
+        The dropped handles are released only once the heap is whole again: the
+        last reference to a handle can free its context, and with it objects whose
+        finalizers may arm timers on this very heap.
+        """
+        cdef Py_ssize_t i, kept = 0, dropped = 0
         cdef PyObject *h
+        cdef PyObject **dead
         if self.size < COMPACT_MIN_SIZE or self.cancelled * 2 <= self.size:
             return 0
+        dead = <PyObject **>PyMem_Malloc(self.size * sizeof(PyObject *))
+        if dead == NULL:
+            raise MemoryError()
         for i in range(self.size):
             h = self.slots[i].handle
             if (<TimerHandle>h).state == TIMER_CANCELLED:
                 (<TimerHandle>h).heap = None
-                Py_DECREF(<object>h)
+                dead[dropped] = h
+                dropped += 1
             else:
                 self.slots[kept] = self.slots[i]
                 kept += 1
@@ -278,6 +294,9 @@ cdef class TimerHeap:
         if RIO_DEBUG_ENABLED:
             for i in range(1, self.size):
                 assert not slot_less(&self.slots[i], &self.slots[(i - 1) >> 1]), "heap order"
+        for i in range(dropped):
+            Py_DECREF(<object>dead[i])
+        PyMem_Free(dead)
         return 0
 
     cdef void clear(self) noexcept:

@@ -299,6 +299,60 @@ def test_call_later_rejects_none_delay_and_call_at_none_when(loop):
         loop.call_at(None, lambda: None)
 
 
+def test_call_later_rejects_a_delay_that_is_not_a_number(loop):
+    with pytest.raises(TypeError):
+        loop.call_later("soon", lambda: None)
+
+
+def test_cancelled_timers_do_not_pile_up_between_iterations():
+    """call_later(...).cancel() churn with no loop iteration in between (a timeout
+    per request) keeps only a bounded number of dead entries: the heap drops them
+    as it grows, not only when the loop iterates."""
+    loop = rio.new_event_loop()
+    try:
+        for i in range(20_000):
+            loop.call_later(10 + i * 1e-6, lambda: None).cancel()
+        live = loop.call_later(5, lambda: None)
+        stats = loop.stats()
+        assert stats["timers"] == 1
+        assert stats["timers_cancelled"] < 200
+        assert not live.cancelled()
+    finally:
+        loop.close()
+
+
+def test_finalizer_that_arms_a_timer_while_cancelled_timers_are_dropped(arun):
+    """Dropping a cancelled timer can free its context, and with it an object whose
+    finalizer arms a new timer on the same loop: every such timer must fire."""
+    marker: contextvars.ContextVar[object] = contextvars.ContextVar("marker")
+    fired: list[int] = []
+
+    class ArmsOnDel:
+        def __init__(self, loop: asyncio.AbstractEventLoop, n: int) -> None:
+            self.loop, self.n = loop, n
+
+        def __del__(self) -> None:
+            self.loop.call_later(0, fired.append, self.n)
+
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        for n in range(150):
+            context = contextvars.Context()
+            context.run(marker.set, ArmsOnDel(loop, n))
+            loop.call_later(3600 + n, lambda: None, context=context).cancel()
+            del context
+        for n in range(150, 300):  # more timers: the dead ones get dropped meanwhile
+            loop.call_later(3600 + n, lambda: None).cancel()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.001)
+        gc.collect()
+        await asyncio.sleep(0.001)
+        return sorted(fired)
+
+    assert arun(main()) == list(range(150))
+
+
 # ------------------------------------------------------------------ stop / run
 
 
@@ -887,6 +941,23 @@ def test_set_debug_and_get_debug(loop):
     assert loop.get_debug() is True
     loop.set_debug(False)
     assert loop.get_debug() is False
+
+
+def test_debug_mode_source_traceback_of_a_task_ends_at_the_create_task_line(arun):
+    async def child() -> None:
+        pass
+
+    async def main() -> tuple[str, str]:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(child())  # the line the traceback must end at
+        future = loop.create_future()
+        future.cancel()
+        await task
+        return task._source_traceback[-1].line, [f.name for f in future._source_traceback[-2:]]
+
+    task_line, future_frames = arun(main(), debug=True)
+    assert task_line.endswith("# the line the traceback must end at")
+    assert "main" in future_frames
 
 
 def test_runner_debug_flag_reaches_the_loop(arun):
