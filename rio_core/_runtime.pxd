@@ -118,6 +118,8 @@ cdef class Runtime:
     cdef int run_entry(self, object entry) except -1
     cdef int run_batch_timed(self, Py_ssize_t n) except -1
     cdef int poll_reactor(self) except -1
+    cdef int poll_io_now(self) except -1
+    cdef int dispatch_io(self) except -1
     cdef int run_until_done(self, Task main) except -1
     cdef int report_handle_error(self, object handle, object exc) except -1
     cdef TimerHandle add_timer(self, int64_t deadline_ns, object target, object callback,

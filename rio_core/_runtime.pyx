@@ -1023,13 +1023,8 @@ cdef class Runtime:
 
     cdef int poll_reactor(self) except -1:
         """Step 4 of the tick: block when idle, poll now and then when busy."""
-        cdef Py_ssize_t i
-        cdef object entry
         cdef int64_t now = 0, deadline, delta
         cdef int timeout_ms
-        cdef Registration reg
-        cdef unsigned int events
-        cdef bint stale
         if self.stop_requested:
             return 0
         if self.ready.count == 0 and not self.inject:
@@ -1059,6 +1054,23 @@ cdef class Runtime:
                 return 0
         else:
             return 0
+        return self.dispatch_io()
+
+    cdef int poll_io_now(self) except -1:
+        """Poll the reactor without blocking and queue what it reports."""
+        if len(self.reactor.registrations) == 0:
+            return 0
+        self.reactor.poll(0)
+        self.last_io_poll_ns = self.now_ns()
+        return self.dispatch_io()
+
+    cdef int dispatch_io(self) except -1:
+        """Wake the tasks and queue the handles of the last poll's events."""
+        cdef Py_ssize_t i
+        cdef object entry
+        cdef Registration reg
+        cdef unsigned int events
+        cdef bint stale
         for i in range(self.reactor.nready):
             reg = self.reactor.ready_registration(i)
             events = self.reactor.ready_events(i)
@@ -1203,6 +1215,10 @@ cdef class Runtime:
             raise RuntimeError("another rio runtime is running in this thread")
         rio_set_current_runtime(<void *>self)
         try:
+            if self.stopping:
+                # stop() before run_forever(): asyncio's one iteration polls I/O
+                # first and runs what is ready; a tick polls last, so poll now.
+                self.poll_io_now()
             while True:
                 self.stop_requested = self.stopping
                 self.tick()

@@ -62,13 +62,6 @@ def is_rio(loop_factory: Callable[[], Any]) -> bool:
     return loop_factory is rio.new_event_loop
 
 
-def xfail_on_rio(request: pytest.FixtureRequest, reason: str) -> None:
-    """Mark the rio run of this test as a known engine bug (strict: a fix must drop the mark)."""
-    params = request.node.callspec.params
-    if params.get("loop_factory", params.get("loop_kind")) == "rio":
-        request.node.add_marker(pytest.mark.xfail(reason=reason, strict=True))
-
-
 def bounded_run_forever(loop: asyncio.AbstractEventLoop, seconds: float = BOUND_SECONDS) -> None:
     """run_forever with a safety stop, so a lost stop() fails the test instead of hanging it."""
     guard = loop.call_later(seconds, loop.stop)
@@ -413,19 +406,11 @@ def test_stop_before_run_forever_does_not_block_on_io(loop):
         right.close()
 
 
-def test_stop_before_run_forever_runs_callbacks_for_ready_io(loop, request):
+def test_stop_before_run_forever_runs_callbacks_for_ready_io(loop):
     """The documented contract of stop(): "If stop() is called before run_forever()
     is called, the loop will poll the I/O selector once with a timeout of zero, run
     all callbacks scheduled in response to I/O events (and those that were already
     scheduled), and then exit"."""
-    xfail_on_rio(
-        request,
-        "Runtime.tick runs the ready batch first and polls the reactor last, and skips the "
-        "poll when stop_requested is set: the iteration that stop() allows never polls, "
-        "so I/O that is already ready is not dispatched (asyncio polls at the start of "
-        "every iteration; CPython test_sendfile test_sendfile_close_peer_in_the_middle_"
-        "of_receiving failing on rio is consistent with this)",
-    )
     left, right = socket.socketpair()
     ran: list[str] = []
     try:
