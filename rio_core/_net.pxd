@@ -13,8 +13,9 @@ cdef class SocketResource:
 cdef class Stream(SocketResource):
     cdef object peer
     cdef char *rbuf
-    # Set when the last recv returned less than asked (the socket was drained):
-    # the next read parks first instead of making a recv that would fail EAGAIN.
+    # Set when the last recv returned less than asked (the socket was drained),
+    # or by a write (unless reads are bulk): the next read parks first instead
+    # of making a recv that would fail EAGAIN.
     cdef bint drained
     cdef bint bulk                 # the last read was large: recv into the result
 

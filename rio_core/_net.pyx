@@ -9,9 +9,12 @@ through the reactor.
 
 - ``read`` receives into a per-stream 64 KiB buffer and copies the bytes
   received: a small read allocates only its result, never 64 KiB.
-- After a short read (the socket was drained) the next read parks first: the
-  reactor's retained, level-triggered interest reports data that is already
-  there, and a request/response exchange saves the recv that would fail.
+- After a short read (the socket was drained), and after a write unless the
+  last read was large, the next read parks first: the reactor's retained,
+  level-triggered interest reports data that is already there, and a
+  request/response exchange saves the recv that would fail (a reply takes a
+  round trip: a read right after a write is the client's EAGAIN, once per
+  request).
 - ``write_all`` loops until every byte is sent or an error is raised; a
   partial write is never reported as success.
 - TCP streams set TCP_NODELAY (as asyncio does): request/response traffic is
@@ -325,6 +328,10 @@ cdef class Stream(SocketResource):
                     await wait_fd(self.fd, True, True)
                 elif err != EINTR:
                     raise os_error(err, "write to", self.peer)
+            if not self.bulk:
+                # request/response: the reply to what was just sent is not here
+                # yet (a stream whose reads are large keeps reading first)
+                self.drained = True
         finally:
             PyBuffer_Release(&view)
 

@@ -242,6 +242,36 @@ def test_half_close_server_reads_to_eof_then_replies():
     run_io(main)
 
 
+def test_a_read_after_a_write_gets_data_that_arrived_before_it():
+    """A write makes the next read park first (a reply takes a round trip); data
+    that is already there must still be read at once, through the reactor's
+    level-triggered interest, on both sides and in any order."""
+
+    async def main():
+        client, server = await connected_pair()
+        async with client, server:
+            await server.write_all(b"greeting")
+            await wait_until(
+                lambda: select.select([client.fileno()], [], [], 0)[0] != [],
+                "the greeting is in the client's receive buffer",
+            )
+            await client.write_all(b"request")
+            assert await client.read(100) == b"greeting"
+            assert await server.read_exact(7) == b"request"
+            for i in range(50):  # pipelined: both messages are there before each read
+                await client.write_all(b"a%02d" % i)
+                await client.write_all(b"b%02d" % i)
+                await wait_until(
+                    lambda: select.select([server.fileno()], [], [], 0)[0] != [],
+                    "the requests reached the server",
+                )
+                await server.write_all(b"ok")
+                assert await server.read_exact(6) == b"a%02db%02d" % (i, i)
+                assert await client.read_exact(2) == b"ok"
+
+    run_io(main, seconds=10)
+
+
 def test_64_mib_transfer_arrives_intact():
     size = 64 << 20
     data = os.urandom(size)
