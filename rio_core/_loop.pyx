@@ -26,7 +26,16 @@ from rio_core._timers cimport Handle, TimerHandle, ACTION_CALLBACK
 from rio_core._runtime cimport Runtime, Task
 from rio_core._reactor cimport Registration
 
+import functools
 from asyncio import coroutines as _coroutines
+from asyncio.format_helpers import extract_stack as _extract_stack
+from asyncio.format_helpers import _format_callback_source
+try:                    # 3.13+: arguments are shown only in debug mode
+    _format_callback_source(len, (), debug=True)
+    _callback_source = functools.partial(_format_callback_source, debug=True)
+except TypeError:
+    _callback_source = _format_callback_source
+from sys import _getframe
 from asyncio import Future as _Future, Task as _Task
 
 
@@ -84,15 +93,24 @@ cdef class LoopCore(Runtime):
             self.slow_ns = 0
         return 0
 
-    def _log_slow(self, what, seconds):
-        from asyncio.log import logger
-        if isinstance(what, Task):
-            described = repr(what)
+    def _log_slow(self, entry, callback, args, seconds):
+        """Debug mode: a callback or task step ran longer than slow_callback_duration.
+        Logged through asyncio.base_events.logger, in asyncio's format."""
+        from asyncio import base_events
+        if isinstance(entry, Task):
+            described = repr(entry)
         else:
-            owner = getattr(what, "__self__", None)
-            is_task_step = owner is not None and hasattr(owner, "get_coro")
-            described = repr(owner) if is_task_step else repr(what)
-        logger.warning("Executing %s took %.3f seconds", described, seconds)
+            owner = getattr(callback, "__self__", None)
+            if isinstance(owner, _Task):         # an asyncio task's step or wakeup
+                described = repr(owner)
+            else:
+                info = [type(entry).__name__]
+                if isinstance(entry, TimerHandle):
+                    info.append(f"when={entry.when()}")
+                if callback is not None:
+                    info.append(_callback_source(callback, args or ()))
+                described = "<{}>".format(" ".join(info))
+        base_events.logger.warning("Executing %s took %.3f seconds", described, seconds)
 
     @property
     def _stopping(self):
@@ -128,9 +146,10 @@ cdef class LoopCore(Runtime):
         cdef Handle handle
         if self.closed_flag:
             raise RuntimeError("Event loop is closed")
+        handle = Handle.__new__(Handle)
         if self.debug_flag:
             self.check_call(callback, "call_soon")
-        handle = Handle.__new__(Handle)
+            handle.source_traceback = _extract_stack(_getframe())
         handle.callback = callback
         handle.args = args
         handle.context = PyContext_CopyCurrent() if context is None else context
@@ -140,9 +159,10 @@ cdef class LoopCore(Runtime):
     def call_soon_threadsafe(self, callback, *args, context=None):
         cdef Handle handle
         self.check_closed()
+        handle = Handle.__new__(Handle)
         if self.debug_flag:
             self.check_call(callback, "call_soon_threadsafe")
-        handle = Handle.__new__(Handle)
+            handle.source_traceback = _extract_stack(_getframe())
         handle.callback = callback
         handle.args = args
         handle.context = PyContext_CopyCurrent() if context is None else context
@@ -210,6 +230,8 @@ cdef class LoopCore(Runtime):
         if when != when:
             raise ValueError("when must not be NaN")
         handle = TimerHandle.__new__(TimerHandle)
+        if self.debug_flag:
+            handle.source_traceback = _extract_stack(_getframe())
         handle.when_seconds = when
         handle.action = ACTION_CALLBACK
         if when > 9.2e9:

@@ -1008,18 +1008,22 @@ cdef class Runtime:
         """Step 3 in debug mode: time every entry, report the slow ones."""
         cdef Py_ssize_t _batch_index
         cdef PyObject *raw
-        cdef object entry, what
+        cdef object entry, callback, args
         cdef int64_t started, elapsed
         for _batch_index in range(n):
             raw = ring_pop(&self.ready)
             entry = <object>raw
             Py_DECREF(entry)
-            what = entry if type(entry) is Task else (<Handle>entry).callback
+            if type(entry) is Task:
+                callback = args = None
+            else:       # kept: a one-shot handle drops them when it has run
+                callback = (<Handle>entry).callback
+                args = (<Handle>entry).args
             started = rio_monotonic_ns()
             self.run_entry(entry)
             elapsed = rio_monotonic_ns() - started
             if elapsed >= self.slow_ns and self.slow_hook is not None:
-                self.slow_hook(what, elapsed / 1e9)
+                self.slow_hook(entry, callback, args, elapsed / 1e9)
             if self.pending_base_exc is not None:
                 return 0
         return self.poll_reactor()

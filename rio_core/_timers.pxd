@@ -22,9 +22,11 @@ cdef class Handle:
     cdef object context     # contextvars.Context or None
     cdef bint cancelled_flag
     cdef bint persistent       # a reactor reader/writer: runs on every event, keeps its callback
+    cdef object source_traceback    # debug mode: where the handle was made (else None)
     cdef object __weakref__
 
     cdef int run(self) except -1
+    cdef list repr_info(self)
 
 
 cdef class TimerHandle(Handle):
@@ -38,6 +40,8 @@ cdef class TimerHandle(Handle):
     # cancelled or fired handle (heap -> handle -> heap would be an invisible cycle);
     # the heap clears it when it drops an armed handle (clear()).
     cdef TimerHeap heap
+
+    cdef list repr_info(self)
 
 
 cdef struct HeapSlot:

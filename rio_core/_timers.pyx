@@ -32,6 +32,15 @@ cdef extern from "Python.h":
 
 cdef Py_ssize_t COMPACT_MIN_SIZE = 64
 
+from asyncio.format_helpers import _format_callback_source
+
+# Python 3.13+ shows a callback's arguments only in debug mode (``debug=``).
+try:
+    _format_callback_source(len, (), debug=True)
+    _SOURCE_HAS_DEBUG = True
+except TypeError:
+    _SOURCE_HAS_DEBUG = False
+
 # Debug-build leak counter (see rio_core.debug_counters()).
 cdef Py_ssize_t rio_live_timer_handles = 0
 
@@ -73,6 +82,10 @@ cdef class Handle:
         self.run()
 
     @property
+    def _source_traceback(self):
+        return self.source_traceback
+
+    @property
     def _callback(self):
         return self.callback
 
@@ -103,9 +116,24 @@ cdef class Handle:
             self.context = None
         return 0
 
+    cdef list repr_info(self):
+        info = [type(self).__name__]
+        if self.cancelled_flag:
+            info.append("cancelled")
+        if self.callback is not None:
+            if _SOURCE_HAS_DEBUG:   # as asyncio: arguments in debug mode only
+                info.append(_format_callback_source(self.callback, self.args or (),
+                                                    debug=self.source_traceback is not None))
+            else:
+                info.append(_format_callback_source(self.callback, self.args or ()))
+        if self.source_traceback:
+            frame = self.source_traceback[-1]
+            info.append(f"created at {frame[0]}:{frame[1]}")
+        return info
+
     def __repr__(self):
-        state = "cancelled" if self.cancelled_flag else "pending"
-        return f"<{type(self).__name__} {state} {self.callback!r}>"
+        # asyncio's format: <Handle [cancelled] callback(args) at file:line [created at ...]>
+        return "<{}>".format(" ".join(self.repr_info()))
 
 
 @cython.freelist(256)
@@ -132,6 +160,11 @@ cdef class TimerHandle(Handle):
         if self.when_seconds != 0.0:
             return self.when_seconds
         return self.deadline_ns / 1e9
+
+    cdef list repr_info(self):
+        info = Handle.repr_info(self)
+        info.insert(2 if self.cancelled_flag else 1, f"when={self.when()}")
+        return info
 
 
 cdef inline bint slot_less(HeapSlot *a, HeapSlot *b) noexcept:
