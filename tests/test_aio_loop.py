@@ -977,7 +977,10 @@ def test_debug_mode_handles_record_where_they_were_made(loop):
     for offset, handle in enumerate(made, start=2):
         frame = handle._source_traceback[-1]
         assert (frame[0], frame[1], frame[2]) == (
-            __file__, line + offset, "test_debug_mode_handles_record_where_they_were_made")
+            __file__,
+            line + offset,
+            "test_debug_mode_handles_record_where_they_were_made",
+        )
         assert repr(handle).endswith(f" created at {__file__}:{line + offset}>")
         assert "_callback_for_repr(1)" in repr(handle)
         handle.cancel()
