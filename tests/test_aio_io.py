@@ -1068,6 +1068,36 @@ def test_server_as_async_context_manager_and_close(arun):
     assert arun(main()) == [True, 1, False, ()]
 
 
+@pytest.mark.skipif(sys.version_info < (3, 13), reason="Server.close_clients/abort_clients: 3.13+")
+@pytest.mark.parametrize("how", ["close_clients", "abort_clients"])
+def test_server_close_clients_and_abort_clients(arun, how):
+    async def main() -> list[Any]:
+        handlers_done: list[bool] = []
+
+        class Quiet(asyncio.Protocol):
+            def connection_lost(self, exc: BaseException | None) -> None:
+                handlers_done.append(True)
+
+        server = await asyncio.get_running_loop().create_server(Quiet, "127.0.0.1", 0)
+        port = port_of(server)
+        clients = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
+        for _ in range(100):  # until the server has made its three transports
+            if len(server._clients) == 3:  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0.001)
+        server.close()
+        getattr(server, how)()
+        async with asyncio.timeout(5):
+            await server.wait_closed()  # returns once every client transport is gone
+            ends = [await reader.read() for reader, _ in clients]
+        for _, writer in clients:
+            writer.close()
+            await writer.wait_closed()
+        return [ends, len(handlers_done), server.is_serving()]
+
+    assert arun(main()) == [[b"", b"", b""], 3, False]
+
+
 def test_many_concurrent_clients(arun):
     async def main() -> list[bytes]:
         server = await TrackedServer.start(asyncio.start_server, echo_handler, "127.0.0.1", 0)
