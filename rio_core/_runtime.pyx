@@ -1227,10 +1227,11 @@ cdef class Runtime:
             raise RuntimeError("another rio runtime is running in this thread")
         rio_set_current_runtime(<void *>self)
         try:
-            if self.stopping:
-                # stop() before run_forever(): asyncio's one iteration polls I/O
-                # first and runs what is ready; a tick polls last, so poll now.
-                self.poll_io_now()
+            # asyncio's iterations poll I/O first, a tick polls last: poll once
+            # now, so the first tick runs what is ready, as asyncio's first
+            # iteration does. It matters when that tick is the only one: stop()
+            # before run_forever(), or run_until_complete() of a done future.
+            self.poll_io_now()
             while True:
                 self.stop_requested = self.stopping
                 self.tick()

@@ -427,6 +427,23 @@ def test_stop_before_run_forever_runs_callbacks_for_ready_io(loop):
     assert sorted(ran) == ["callback", "reader"]
 
 
+def test_run_until_complete_of_a_done_future_runs_callbacks_for_ready_io(loop):
+    """Its only iteration polls I/O first, as every asyncio iteration does."""
+    left, right = socket.socketpair()
+    ran: list[str] = []
+    try:
+        loop.add_reader(left, lambda: ran.append("reader"))
+        done = loop.create_future()
+        done.set_result("done")
+        right.send(b"ready before run_until_complete")
+        assert loop.run_until_complete(done) == "done"
+        loop.remove_reader(left)
+    finally:
+        left.close()
+        right.close()
+    assert ran == ["reader"]
+
+
 def test_run_until_complete_returns_coroutine_and_future_results(loop):
     async def double(x: int) -> int:
         await asyncio.sleep(0)
