@@ -337,6 +337,32 @@ cdef class LoopCore(Runtime):
     def _remove_writer(self, fd):
         return self.clear_io_handle(fd, True)
 
+    def _rio_interest(self, fd):
+        """``(events, reader, writer)`` for ``loop._selector``'s view of ``fd``:
+        selectors.EVENT_READ (1) / EVENT_WRITE (2) bits of whoever waits on it
+        (asyncio reader/writer handles or native tasks) and its asyncio handles;
+        None when nobody waits."""
+        cdef Registration reg
+        if self.closed_flag:
+            return None
+        reg = self.reactor.registrations.get(fd)
+        if reg is None or (reg.reader is None and reg.writer is None):
+            return None
+        return ((1 if reg.reader is not None else 0) | (2 if reg.writer is not None else 0),
+                reg.reader if isinstance(reg.reader, Handle) else None,
+                reg.writer if isinstance(reg.writer, Handle) else None)
+
+    def _rio_watched_fds(self):
+        """The fds somebody waits on (``loop._selector.get_map()``)."""
+        cdef Registration reg
+        cdef list fds = []
+        if self.closed_flag:
+            return fds
+        for reg in self.reactor.registrations.values():
+            if reg.reader is not None or reg.writer is not None:
+                fds.append(reg.fd)
+        return fds
+
     def _rio_clear(self):
         """Drop every queued callback and timer (the loop is closing)."""
         Runtime.close(self)

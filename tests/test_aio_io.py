@@ -1098,6 +1098,28 @@ def test_server_close_clients_and_abort_clients(arun, how):
     assert arun(main()) == [[b"", b"", b""], 3, False]
 
 
+@pytest.mark.skipif(not hasattr(os, "pipe"), reason="needs os.pipe")
+def test_pipe_transport_repr_says_whether_it_is_polling(arun):
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        rfd, wfd = os.pipe()
+        pipe = os.fdopen(rfd, "rb", buffering=0)
+        try:
+            transport, _ = await loop.connect_read_pipe(asyncio.Protocol, pipe)
+            states = ["polling" in repr(transport)]
+            transport.pause_reading()
+            states.append("idle" in repr(transport))
+            transport.resume_reading()
+            states.append("polling" in repr(transport))
+            transport.close()
+            await asyncio.sleep(0)
+            return states
+        finally:
+            os.close(wfd)
+
+    assert arun(main()) == [True, True, True]
+
+
 def test_many_concurrent_clients(arun):
     async def main() -> list[bytes]:
         server = await TrackedServer.start(asyncio.start_server, echo_handler, "127.0.0.1", 0)

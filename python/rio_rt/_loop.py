@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import selectors
 import socket
 import sys
 import threading
 import warnings
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator, Mapping
 from typing import Any, TypeVar
 
 import rio_core
@@ -28,11 +29,63 @@ _ENGINE_TRANSPORTS = os.environ.get("RIO_ASYNCIO_TRANSPORTS", "") in ("", "0")
 __all__ = ["EventLoopPolicy", "Loop", "block_on", "install", "new_event_loop", "run"]
 
 
+class _ReactorSelector(selectors.BaseSelector):
+    """``loop._selector``: a read-only view of the engine's reactor.
+
+    asyncio's own transports describe themselves with it ("polling"/"idle") and
+    some code asks it which fds are watched; readers and writers are added with
+    ``add_reader``/``add_writer``, which go to the engine. It owns no OS poller.
+    """
+
+    def __init__(self, loop: Loop) -> None:
+        self._loop = loop
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        raise NotImplementedError("rio's reactor is driven through loop.add_reader/add_writer")
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        raise NotImplementedError("rio's reactor: use loop.remove_reader/remove_writer")
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        raise NotImplementedError("rio's reactor is driven through loop.add_reader/add_writer")
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        raise NotImplementedError("rio's loop polls its reactor itself")
+
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        fd = fileobj if isinstance(fileobj, int) else int(fileobj.fileno())
+        interest = self._loop._rio_interest(fd)
+        if interest is None:
+            raise KeyError(f"{fileobj!r} is not registered")
+        events, reader, writer = interest
+        return selectors.SelectorKey(fileobj, fd, events, (reader, writer))
+
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
+        return _WatchedFds(self)
+
+    def close(self) -> None:
+        pass  # the loop closes its reactor
+
+
+class _WatchedFds(Mapping[Any, selectors.SelectorKey]):
+    def __init__(self, selector: _ReactorSelector) -> None:
+        self._selector = selector
+
+    def __len__(self) -> int:
+        return len(self._selector._loop._rio_watched_fds())
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._selector._loop._rio_watched_fds())
+
+    def __getitem__(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._selector.get_key(fileobj)
+
+
 class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
     """An asyncio event loop whose ready queue, timers and reactor are rio's engine."""
 
     def __init__(self) -> None:
-        asyncio.SelectorEventLoop.__init__(self)
+        asyncio.SelectorEventLoop.__init__(self, _ReactorSelector(self))
         self.exception_handler = self._rio_callback_failed
 
     def _rio_callback_failed(self, context: dict[str, Any]) -> None:

@@ -179,7 +179,7 @@ FULL_MODULES = [
 
 # Observed shortfalls (CPython 3.11.7), each with its causes; anything beyond
 # these fails the sweep. Lower them as the causes are fixed. Last full sweep:
-# rio passes 2,076 of the 2,086 tests that pass on asyncio (2,129 run).
+# rio passes 2,077 of the 2,086 tests that pass on asyncio (2,129 run).
 FULL_ALLOWED = {
     # the engine's stream transports are not asyncio.Transport instances (a Cython
     # class cannot also derive from asyncio.Transport, whose __slots__ layout
@@ -188,8 +188,6 @@ FULL_ALLOWED = {
     "test_events": 6,
     # the same check: 3 x test_create_connection_sock
     "test_sock_lowlevel": 3,
-    # test_sock_sendfile_blocking_error inspects loop._selector, which rio does not use
-    "test_unix_events": 1,
 }
 
 
