@@ -5,6 +5,7 @@ Set RIO_DEBUG=1 to build with internal assertions and leak counters
 (``rio_core.debug_build()`` then returns True).
 """
 
+import glob
 import os
 import sys
 
@@ -20,7 +21,13 @@ macros = [("RIO_DEBUG", "1" if DEBUG else "0")]
 # RIO_REACTOR=poll builds the poll(2) fallback reactor on Linux too, so it is tested here.
 if os.environ.get("RIO_REACTOR", "") == "poll":
     macros.append(("RIO_FORCE_POLL", "1"))
+libraries = []
 if sys.platform == "win32":
+    # The reactor (wsapoll) and the socket hot path call Winsock directly.
+    # WIN32_LEAN_AND_MEAN: <windows.h> (rio.h) must never pull in winsock v1,
+    # which clashes with rio_sock.h's <winsock2.h> when <windows.h> comes first.
+    macros.append(("WIN32_LEAN_AND_MEAN", "1"))
+    libraries.append("ws2_32")
     extra_compile = []
 else:
     extra_compile = ["-O2"] if not DEBUG else ["-O0", "-g"]
@@ -33,6 +40,10 @@ extensions = [
         define_macros=macros,
         extra_compile_args=extra_compile,
         include_dirs=["rio_core"],
+        # Cython tracks the headers its modules name (cdef extern from), not
+        # what those include (rio_sock.h): recompile when any header changes.
+        depends=sorted(glob.glob("rio_core/*.h")),
+        libraries=libraries,
     )
     for name in MODULES
 ]

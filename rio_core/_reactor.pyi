@@ -10,10 +10,10 @@ from rio_core._runtime import Task
 from rio_core._timers import Handle
 from typing_extensions import disjoint_base
 
-_Backend = Literal["epoll", "kqueue", "poll", "none"]
+_Backend = Literal["epoll", "kqueue", "poll", "wsapoll"]
 
 # The poller compiled in: "epoll" (Linux), "kqueue" (macOS, the BSDs), "poll"
-# (other POSIX systems, or built with RIO_REACTOR=poll), "none" (Windows, for now).
+# (other POSIX systems, or built with RIO_REACTOR=poll), "wsapoll" (Windows).
 BACKEND: Final[_Backend]
 
 @disjoint_base
@@ -36,7 +36,7 @@ class Registration:
 class Reactor:
     """Owns the OS poller and the self-pipe that wakes it.
 
-    Constructing one raises ``OSError`` where no poller backend is built.
+    Constructing one raises ``OSError`` when the OS refuses a poller or wake-up pipe.
     """
 
     def __new__(cls, max_events: int = 256) -> Self: ...

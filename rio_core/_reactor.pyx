@@ -6,10 +6,11 @@ Some facts this module relies on
 - Interest is per fd, not per (fd, direction): one poller entry holds both
   directions, so a ``Registration`` keeps an fd's reader and writer together.
 - Backends (rio_poll.h): epoll on Linux, kqueue on macOS and the BSDs,
-  poll(2) elsewhere; ``RIO_REACTOR=poll`` at build time selects the fallback
-  anywhere, so it is tested on Linux too. ``BACKEND`` names the one built.
-- Level-triggered mode (epoll without EPOLLET, kqueue without EV_CLEAR, and
-  poll(2)): readiness that
+  WSAPoll on Windows, poll(2) elsewhere; ``RIO_REACTOR=poll`` at build time
+  selects the fallback on POSIX, so it is tested on Linux too, and with it
+  the body the Windows backend shares. ``BACKEND`` names the one built.
+- Level-triggered mode (epoll without EPOLLET, kqueue without EV_CLEAR,
+  poll(2) and WSAPoll): readiness that
   nobody consumed is reported again, so no readiness is lost when a task is
   cancelled between the event and its step. Edge-triggered mode was rejected
   because ``wait_readable`` must be able to return for data that arrived
@@ -24,7 +25,10 @@ Some facts this module relies on
   rio_poll.h) covers an fd reopened behind our back.
 - The runtime's wake-up fd is the read end of a non-blocking self-pipe, not
   an eventfd: CPython's ``signal.set_wakeup_fd`` writes single bytes, and one
-  pipe serves both cross-thread wakes and signals.
+  pipe serves both cross-thread wakes and signals. On Windows the "pipe" is a
+  connected loopback TCP socket pair: WSAPoll watches only sockets, and
+  ``set_wakeup_fd`` accepts only a socket there. Errors are in errno on
+  every platform (rio_sock.h maps Winsock's codes).
 - The wait releases the GIL. EINTR returns no events and runs
   ``PyErr_CheckSignals`` so Python signal handlers run promptly.
 """
@@ -60,10 +64,6 @@ cdef class Reactor:
         self.wake_write_fd = -1
         self.events = NULL
         self.registrations = {}
-        if BACKEND == "none":
-            raise NotImplementedError(
-                "rio-rt has no reactor for this platform yet (Windows needs a WSAPoll "
-                "backend): runtimes and event loops cannot be created here")
         self.poller = rio_poller_new()
         if self.poller == NULL:
             PyErr_SetFromErrno(OSError)
@@ -83,7 +83,8 @@ cdef class Reactor:
 
     @property
     def wakeup_fd(self):
-        """The write end of the self-pipe (for ``signal.set_wakeup_fd``)."""
+        """The write end of the self-pipe (for ``signal.set_wakeup_fd``); a
+        socket on Windows."""
         return self.wake_write_fd
 
     @property

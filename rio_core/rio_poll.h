@@ -5,6 +5,8 @@
  *                                        set the interest of fd (0 removes it)
  *   rio_poller_wait(p, out, max, timeout_ms)
  *   rio_make_pipe(fds)                   non-blocking, close-on-exec self-pipe
+ *                                        (fds[0] reads, fds[1] writes)
+ *   rio_read / rio_write / rio_close     on the self-pipe's ends
  *
  * Backends, chosen at build time:
  *   - epoll (Linux): level-triggered; ptr travels in epoll_event.data.
@@ -14,7 +16,36 @@
  *   - poll(2) (any other POSIX system, and Linux or macOS when built with
  *     RIO_REACTOR=poll, so the fallback is tested here): an array of pollfd
  *     entries changed only when interest changes; O(n) per wait.
+ *   - wsapoll (Windows): the poll(2) backend's body, unchanged, over
+ *     WSAPoll and WSAPOLLFD. Only the few calls that differ are per platform
+ *     (the "poll set primitives" below), so the RIO_REACTOR=poll build on
+ *     Linux runs the code Windows runs. Only sockets can be polled.
  * Event bits are RIO_IN, RIO_OUT, RIO_ERR, RIO_HUP on every backend.
+ * Errors are in errno on every backend; on Windows Winsock codes are mapped
+ * as rio_sock.h explains (WSAEWOULDBLOCK -> EAGAIN, WSAEINTR -> EINTR, the
+ * rest passed through, as Python's errno module names them there).
+ *
+ * Windows facts this relies on:
+ *   - CPython's signal.set_wakeup_fd accepts only a socket there, and there
+ *     is no pipe WSAPoll could watch: the "pipe" is a connected loopback TCP
+ *     pair (rio_make_pipe below), which serves cross-thread wakes and signals
+ *     as the pipe does on POSIX.
+ *   - WSAPoll rejects POLLPRI and some other flags in `events` (WSAEINVAL):
+ *     read interest is POLLRDNORM and write interest POLLWRNORM, nothing else.
+ *     POLLERR, POLLHUP and POLLNVAL come back in `revents` unasked, as in poll(2).
+ *   - WSAPoll with no entries fails (WSAEINVAL) instead of sleeping; the
+ *     reactor always has its wake-up socket registered, and an empty set sleeps.
+ *   - A peer's FIN comes back as POLLHUP without POLLRDNORM. RIO_HUP wakes
+ *     readers and writers on every backend, so reads see EOF; but a writer
+ *     parked on a full send buffer after the peer's FIN (a half-close) is
+ *     woken by every wait until the peer reads: a busy wait that poll(2)
+ *     on Linux, which reports POLLHUP only when both directions are shut,
+ *     does not have.
+ *   - A socket closed while in the set: see rio_poll_fds.
+ *   - WSAPoll before Windows 10 2004 does not report a failed non-blocking
+ *     connect (no POLLERR/POLLHUP): a connect to a refused port waits until
+ *     its timeout there. Fixed in build 19041 and later, and in every Windows
+ *     Server release since 2022.
  */
 #ifndef RIO_POLL_H
 #define RIO_POLL_H
@@ -32,19 +63,178 @@
 typedef struct { uint32_t events; void *ptr; } rio_event;
 
 #if defined(_WIN32)
-/* Windows needs a WSAPoll backend with a socketpair wake-up; not built yet. */
-#define RIO_BACKEND "none"
-typedef struct rio_poller { int unused; } rio_poller;
-static inline rio_poller *rio_poller_new(void) { errno = ENOSYS; return NULL; }
-static inline void rio_poller_free(rio_poller *p) { (void)p; }
-static inline int rio_poller_ctl(rio_poller *p, int fd, uint32_t ev, void *ptr, uint32_t old) {
-    (void)p; (void)fd; (void)ev; (void)ptr; (void)old; errno = ENOSYS; return -1; }
-static inline int rio_poller_wait(rio_poller *p, rio_event *out, int max, int t) {
-    (void)p; (void)out; (void)max; (void)t; errno = ENOSYS; return -1; }
-static inline int rio_make_pipe(int fds[2]) { (void)fds; errno = ENOSYS; return -1; }
-static inline long rio_read(int fd, void *b, size_t n) { (void)fd; (void)b; (void)n; errno = ENOSYS; return -1; }
-static inline long rio_write(int fd, const void *b, size_t n) { (void)fd; (void)b; (void)n; errno = ENOSYS; return -1; }
-static inline int rio_close(int fd) { (void)fd; return 0; }
+#define RIO_BACKEND "wsapoll"
+#define RIO_POLL_BODY 1
+#include "rio_sock.h"   /* winsock2.h (lean windows.h), rio_sock_fail, rio_recv/rio_send */
+#include <windows.h>
+
+#if defined(_WIN32_WINNT) && _WIN32_WINNT < 0x0600
+#error "rio_poll.h needs WSAPoll: build with _WIN32_WINNT >= 0x0600 (Vista)"
+#endif
+#ifndef WSA_FLAG_NO_HANDLE_INHERIT
+#define WSA_FLAG_NO_HANDLE_INHERIT 0x80   /* Windows 7 SP1 and later; older SDK headers lack it */
+#endif
+
+/* Winsock must be started before the first socket call. CPython's socket
+ * module does it on import and rio_core imports it first, but the reactor
+ * does not depend on that: the first poller or pipe takes one reference of
+ * its own, kept until the process exits (as the socket module's is). */
+static inline int rio_wsa_startup(void) {
+    static volatile LONG started = 0;
+    WSADATA data;
+    int err;
+    if (started) return 0;
+    err = WSAStartup(MAKEWORD(2, 2), &data);
+    if (err != 0) { errno = rio_sock_errno(err); return -1; }
+    /* two racing first calls take two references: harmless */
+    InterlockedExchange(&started, 1);
+    return 0;
+}
+
+/* ---- the self-pipe: a connected loopback TCP pair */
+
+static inline long rio_read(int fd, void *b, size_t n) { return rio_recv(fd, b, n); }
+static inline long rio_write(int fd, const void *b, size_t n) { return rio_send(fd, b, n); }
+static inline int rio_close(int fd) {
+    return closesocket((SOCKET)fd) == SOCKET_ERROR ? rio_sock_fail() : 0;
+}
+
+/* Non-blocking, not inherited by child processes, no Nagle delay: a wake
+ * byte written while the previous one is still unacknowledged must not wait
+ * for the peer's delayed ACK. */
+static inline int rio_pipe_end_setup(SOCKET s) {
+    u_long nonblocking = 1;
+    BOOL nodelay = TRUE;
+    if (ioctlsocket(s, FIONBIO, &nonblocking) == SOCKET_ERROR ||
+        setsockopt(s, IPPROTO_TCP, TCP_NODELAY, (const char *)&nodelay, (int)sizeof(nodelay)) ==
+            SOCKET_ERROR)
+        return rio_sock_fail();
+    if (!SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0)) {
+        /* a Win32 code, not a WSA one: its numbers collide with errno's */
+        errno = GetLastError() == ERROR_INVALID_HANDLE ? EBADF : EINVAL;
+        return -1;
+    }
+    return 0;
+}
+
+/* A socket that child processes do not inherit from its creation on
+ * (CPython creates its sockets the same way). */
+static inline SOCKET rio_pipe_socket(void) {
+    return WSASocketW(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0,
+                      WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
+}
+
+/* Listen on 127.0.0.1:0, connect, accept, close the listener (what CPython's
+ * socket.socketpair does on Windows). The accepted connection must be ours:
+ * another local process could have connected to the listener first. */
+static inline int rio_make_pipe(int fds[2]) {
+    SOCKET listener = INVALID_SOCKET, writer = INVALID_SOCKET, reader = INVALID_SOCKET;
+    struct sockaddr_in addr, ours, peer;
+    int len, saved;
+    if (rio_wsa_startup() < 0) return -1;
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    listener = rio_pipe_socket();
+    if (listener == INVALID_SOCKET) goto fail;
+    len = (int)sizeof(addr);
+    if (bind(listener, (struct sockaddr *)&addr, len) == SOCKET_ERROR ||
+        getsockname(listener, (struct sockaddr *)&addr, &len) == SOCKET_ERROR ||
+        listen(listener, 1) == SOCKET_ERROR)
+        goto fail;
+    writer = rio_pipe_socket();
+    if (writer == INVALID_SOCKET) goto fail;
+    /* blocking connect: completes once the listener's backlog holds it */
+    if (connect(writer, (struct sockaddr *)&addr, (int)sizeof(addr)) == SOCKET_ERROR) goto fail;
+    reader = accept(listener, NULL, NULL);
+    if (reader == INVALID_SOCKET) goto fail;
+    len = (int)sizeof(ours);
+    if (getsockname(writer, (struct sockaddr *)&ours, &len) == SOCKET_ERROR) goto fail;
+    len = (int)sizeof(peer);
+    if (getpeername(reader, (struct sockaddr *)&peer, &len) == SOCKET_ERROR) goto fail;
+    if (ours.sin_addr.s_addr != peer.sin_addr.s_addr || ours.sin_port != peer.sin_port) {
+        WSASetLastError(WSAECONNABORTED);
+        goto fail;
+    }
+    closesocket(listener);
+    listener = INVALID_SOCKET;
+    if (rio_pipe_end_setup(reader) < 0 || rio_pipe_end_setup(writer) < 0) {
+        saved = errno;
+        closesocket(reader);
+        closesocket(writer);
+        errno = saved;
+        return -1;
+    }
+    fds[0] = (int)reader;
+    fds[1] = (int)writer;
+    return 0;
+fail:
+    saved = rio_sock_errno(WSAGetLastError());
+    if (reader != INVALID_SOCKET) closesocket(reader);
+    if (writer != INVALID_SOCKET) closesocket(writer);
+    if (listener != INVALID_SOCKET) closesocket(listener);
+    errno = saved;
+    return -1;
+}
+
+/* ---- poll set primitives for the shared body below */
+
+typedef WSAPOLLFD rio_pollfd;
+#define RIO_POLL_WANT_IN POLLRDNORM
+#define RIO_POLL_WANT_OUT POLLWRNORM
+#define RIO_POLL_FD(fd) ((SOCKET)(fd))
+
+static inline int rio_poll_startup(void) { return rio_wsa_startup(); }
+
+/* WSAPoll looks at a socket only when it waits: check it now, as epoll_ctl
+ * does. Anything but a socket fails here (WSAENOTSOCK). */
+static inline int rio_poll_check_fd(int fd) {
+    int type = 0, len = (int)sizeof(type);
+    if (getsockopt((SOCKET)fd, SOL_SOCKET, SO_TYPE, (char *)&type, &len) == SOCKET_ERROR)
+        return rio_sock_fail();
+    return 0;
+}
+
+/* WSAPoll with poll(2)'s answers, for the shared body:
+ *   - a socket closed while in the set: poll(2) reports POLLNVAL for that
+ *     entry. WSAPoll has been seen to fail as a whole instead (WSAENOTSOCK;
+ *     WSAEINVAL when no socket is valid), which would fail every wait until
+ *     the entry goes. On those errors each socket is checked and the dead
+ *     ones get POLLNVAL (RIO_ERR: their waiters wake, a stale entry is
+ *     dropped), as poll(2) does.
+ *   - the count is of entries with nonzero revents, as poll(2)'s is: wine's
+ *     WSAPoll leaves POLLNVAL entries out of it, and a 0 would make the body
+ *     skip them.
+ *   - revents are cleared first, so none is left over from an earlier call
+ *     whatever WSAPoll writes. */
+static inline int rio_poll_fds(rio_pollfd *fds, int n, int timeout_ms) {
+    int i, ready = 0, err = 0;
+    if (n == 0) {   /* WSAPoll fails on an empty set; poll(2) sleeps */
+        Sleep(timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms);
+        return 0;
+    }
+    for (i = 0; i < n; i++) fds[i].revents = 0;
+    if (WSAPoll(fds, (ULONG)n, timeout_ms) == SOCKET_ERROR) {
+        err = WSAGetLastError();
+        if (err != WSAENOTSOCK && err != WSAEINVAL) {
+            errno = rio_sock_errno(err);
+            return -1;
+        }
+        for (i = 0; i < n; i++) {
+            int type = 0, len = (int)sizeof(type);
+            fds[i].revents = 0;
+            if (getsockopt(fds[i].fd, SOL_SOCKET, SO_TYPE, (char *)&type, &len) == SOCKET_ERROR)
+                fds[i].revents = POLLNVAL;
+        }
+    }
+    for (i = 0; i < n; i++) ready += fds[i].revents != 0;
+    if (ready == 0 && err != 0) {   /* the failure was not a dead socket */
+        errno = rio_sock_errno(err);
+        return -1;
+    }
+    return ready;
+}
 
 #else
 #include <unistd.h>
@@ -201,16 +391,43 @@ static inline int rio_poller_wait(rio_poller *p, rio_event *out, int max, int ti
 
 #else
 #define RIO_BACKEND "poll"
+#define RIO_POLL_BODY 1
 #include <poll.h>
 
+/* ---- poll set primitives for the shared body below */
+
+typedef struct pollfd rio_pollfd;
+#define RIO_POLL_WANT_IN POLLIN
+#define RIO_POLL_WANT_OUT POLLOUT
+#define RIO_POLL_FD(fd) (fd)
+
+static inline int rio_poll_startup(void) { return 0; }
+
+/* poll(2) looks at an fd only when it waits: check it now, as epoll_ctl does */
+static inline int rio_poll_check_fd(int fd) { return fcntl(fd, F_GETFD) < 0 ? -1 : 0; }
+
+static inline int rio_poll_fds(rio_pollfd *fds, int n, int timeout_ms) {
+    return poll(fds, (nfds_t)n, timeout_ms);
+}
+#endif
+#endif
+
+#if defined(RIO_POLL_BODY)
+/* The poll(2) and WSAPoll backends: one body over the primitives above
+ * (rio_pollfd, RIO_POLL_WANT_IN/OUT, RIO_POLL_FD, rio_poll_startup,
+ * rio_poll_check_fd, rio_poll_fds). Invariant: fds[i] and ptrs[i] describe
+ * the same fd for i < n; an fd has at most one entry; entries hold only
+ * nonzero interest. */
 typedef struct rio_poller {
-    struct pollfd *fds;
+    rio_pollfd *fds;
     void **ptrs;
     int n, cap;
 } rio_poller;
 
 static inline rio_poller *rio_poller_new(void) {
-    rio_poller *p = (rio_poller *)calloc(1, sizeof(rio_poller));
+    rio_poller *p;
+    if (rio_poll_startup() < 0) return NULL;
+    p = (rio_poller *)calloc(1, sizeof(rio_poller));
     if (p == NULL) errno = ENOMEM;
     return p;
 }
@@ -222,10 +439,11 @@ static inline void rio_poller_free(rio_poller *p) {
 
 static inline int rio_poller_ctl(rio_poller *p, int fd, uint32_t events, void *ptr, uint32_t old_events) {
     int i;
-    short want = (short)((events & RIO_IN ? POLLIN : 0) | (events & RIO_OUT ? POLLOUT : 0));
+    short want = (short)((events & RIO_IN ? RIO_POLL_WANT_IN : 0) |
+                         (events & RIO_OUT ? RIO_POLL_WANT_OUT : 0));
     (void)old_events;
     for (i = 0; i < p->n; i++) {
-        if (p->fds[i].fd == fd) {
+        if (p->fds[i].fd == RIO_POLL_FD(fd)) {
             if (want == 0) {               /* remove: move the last entry here */
                 p->n--;
                 p->fds[i] = p->fds[p->n];
@@ -238,11 +456,10 @@ static inline int rio_poller_ctl(rio_poller *p, int fd, uint32_t events, void *p
         }
     }
     if (want == 0) return 0;
-    /* poll(2) looks at an fd only when it waits: check it now, as epoll_ctl does */
-    if (fcntl(fd, F_GETFD) < 0) return -1;
+    if (rio_poll_check_fd(fd) < 0) return -1;
     if (p->n == p->cap) {
         int cap = p->cap ? p->cap * 2 : 16;
-        struct pollfd *f = (struct pollfd *)realloc(p->fds, sizeof(*f) * (size_t)cap);
+        rio_pollfd *f = (rio_pollfd *)realloc(p->fds, sizeof(*f) * (size_t)cap);
         void **q;
         if (f == NULL) { errno = ENOMEM; return -1; }
         p->fds = f;
@@ -251,7 +468,7 @@ static inline int rio_poller_ctl(rio_poller *p, int fd, uint32_t events, void *p
         p->ptrs = q;
         p->cap = cap;
     }
-    p->fds[p->n].fd = fd;
+    p->fds[p->n].fd = RIO_POLL_FD(fd);
     p->fds[p->n].events = want;
     p->fds[p->n].revents = 0;
     p->ptrs[p->n] = ptr;
@@ -261,19 +478,18 @@ static inline int rio_poller_ctl(rio_poller *p, int fd, uint32_t events, void *p
 
 static inline int rio_poller_wait(rio_poller *p, rio_event *out, int max, int timeout_ms) {
     int n, i, k = 0;
-    n = poll(p->fds, (nfds_t)p->n, timeout_ms);
+    n = rio_poll_fds(p->fds, p->n, timeout_ms);
     if (n <= 0) return n;
     for (i = 0; i < p->n && k < max; i++) {
         short r = p->fds[i].revents;
         if (r == 0) continue;
-        out[k].events = (r & POLLIN ? RIO_IN : 0) | (r & POLLOUT ? RIO_OUT : 0) |
+        out[k].events = (r & RIO_POLL_WANT_IN ? RIO_IN : 0) | (r & RIO_POLL_WANT_OUT ? RIO_OUT : 0) |
                         (r & (POLLERR | POLLNVAL) ? RIO_ERR : 0) | (r & POLLHUP ? RIO_HUP : 0);
         out[k].ptr = p->ptrs[i];
         k++;
     }
     return k;
 }
-#endif
 #endif
 
 #endif

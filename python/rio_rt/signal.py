@@ -67,7 +67,7 @@ class SignalReceiver(rio_core.Future):
         valid = set(_signal.valid_signals())
         if signum not in valid:
             raise ValueError(f"{signum} is not a valid signal number")
-        if signum in (_signal.SIGKILL, getattr(_signal, "SIGSTOP", -1)):
+        if signum in (getattr(_signal, "SIGKILL", -1), getattr(_signal, "SIGSTOP", -1)):
             raise ValueError(f"signal {signum} cannot be caught")
         self.signum = signum
         self._pending = 0
