@@ -18,7 +18,7 @@ compare with), with the data path in C:
 import socket as _socket
 import sys
 
-from asyncio import BufferedProtocol, constants, futures
+from asyncio import BufferedProtocol, Transport, constants, futures
 from asyncio.log import logger
 
 from libc.errno cimport errno, EAGAIN, EINTR
@@ -427,6 +427,15 @@ cdef class SocketTransport:
             if self.empty_waiter is not None:
                 self.empty_waiter.set_exception(ConnectionError("Connection is closed by peer"))
 
+    # isinstance(transport, asyncio.Transport) holds, as for asyncio's own
+    # transports. A Cython class cannot also derive from asyncio.Transport (the
+    # __slots__ layouts conflict), so the instance reports a Python subclass of
+    # it as its __class__, which isinstance() consults when the real type does
+    # not match (as unittest.mock's spec objects do). type() is unchanged.
+    @property
+    def __class__(self):
+        return _TransportClass
+
     # asyncio code occasionally reaches for these
     @property
     def _sock(self):
@@ -447,6 +456,14 @@ cdef class SocketTransport:
     @property
     def _closing(self):
         return self.closing
+
+
+class _TransportClass(Transport):
+    """What a ``SocketTransport`` reports as its ``__class__``: an asyncio.Transport."""
+    __slots__ = ()
+
+
+_TransportClass.__name__ = _TransportClass.__qualname__ = "SocketTransport"
 
 
 cdef int append_bytes(bytearray buffer, const char *data, Py_ssize_t size) except -1:

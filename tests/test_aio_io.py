@@ -32,12 +32,6 @@ import rio_rt as rio
 # ------------------------------------------------------------------ two loops
 
 
-def xfail_on_rio(request: pytest.FixtureRequest, reason: str) -> None:
-    """Mark the rio run of this test as a known engine bug (strict: a fix must drop the mark)."""
-    if request.node.callspec.params.get("loop_factory") == "rio":
-        request.node.add_marker(pytest.mark.xfail(reason=reason, strict=True))
-
-
 class TrackedServer:
     """A stream server whose connection handlers are awaited when it is closed.
 
@@ -222,16 +216,9 @@ def test_sixteen_mib_echo_through_streams_keeps_every_byte(arun):
     assert client_digest == expected
 
 
-def test_stream_transports_are_asyncio_transports(arun, request):
+def test_stream_transports_are_asyncio_transports(arun):
     """Libraries check ``isinstance(transport, asyncio.Transport)``: whatever class the
-    loop uses for TCP and Unix streams must subclass asyncio's transport ABCs."""
-    xfail_on_rio(
-        request,
-        "rio's TCP/Unix transport is a Cython class (rio_core.SocketTransport), which cannot "
-        "also subclass asyncio.Transport (its __slots__ layout conflicts); uvloop's "
-        "TCPTransport is not an asyncio.Transport either. CPython's test_events checks this "
-        "in 9 tests.",
-    )
+    loop uses for TCP and Unix streams must pass for asyncio's transport classes."""
 
     async def main() -> list[bool]:
         server = await TrackedServer.start(asyncio.start_server, echo_handler, "127.0.0.1", 0)

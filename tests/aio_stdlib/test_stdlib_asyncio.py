@@ -178,17 +178,9 @@ FULL_MODULES = [
 ]
 
 # Observed shortfalls (CPython 3.11.7), each with its causes; anything beyond
-# these fails the sweep. Lower them as the causes are fixed. Last full sweep:
-# rio passes 2,077 of the 2,086 tests that pass on asyncio (2,129 run).
-FULL_ALLOWED = {
-    # the engine's stream transports are not asyncio.Transport instances (a Cython
-    # class cannot also derive from asyncio.Transport, whose __slots__ layout
-    # conflicts; uvloop's are not either): 3 x test_create_connection and
-    # 3 x test_create_unix_connection
-    "test_events": 6,
-    # the same check: 3 x test_create_connection_sock
-    "test_sock_lowlevel": 3,
-}
+# these fails the sweep. Last full sweep: rio passes every one of the 2,086
+# tests that pass on asyncio (2,129 run), so none is allowed.
+FULL_ALLOWED: dict[str, int] = {}
 
 
 @pytest.mark.slow
