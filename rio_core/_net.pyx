@@ -31,6 +31,7 @@ import errno as _errno
 import logging
 import os
 import socket as _socket
+import sys
 from asyncio import IncompleteReadError
 
 from libc.errno cimport errno, EAGAIN, EINTR
@@ -66,7 +67,15 @@ logger = logging.getLogger("rio_rt.net")
 
 cdef object os_error(int err, str what, object address):
     """OSError(err) of the right subclass, naming what failed and where."""
-    return OSError(err, f"{os.strerror(err)} ({what} {format_address(address)})")
+    return OSError(err, f"{strerror(err)} ({what} {format_address(address)})")
+
+
+def strerror(int err):
+    """The message for an errno value; on Windows also for the Winsock codes
+    (10000 and up) that rio_sock.h passes through, which os.strerror does not know."""
+    if err >= 10000 and sys.platform == "win32":
+        return getattr(_socket, "errorTab", {}).get(err, f"Winsock error {err}")
+    return os.strerror(err)
 
 
 def format_address(address):

@@ -475,9 +475,7 @@ cdef int append_bytes(bytearray buffer, const char *data, Py_ssize_t size) excep
     return 0
 
 
-def _strerror(int err):
-    import os
-    return os.strerror(err)
+from rio_core._net import strerror as _strerror
 
 
 def _transport_socket(sock):

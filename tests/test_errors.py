@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import sys
 import types
 
 import pytest
@@ -182,3 +185,24 @@ def test_ready_and_pending():
     assert rio.Ready(None).value is None
     assert rio.PENDING is not None
     assert not isinstance(rio.PENDING, rio.Ready)
+
+
+def test_error_messages_name_winsock_codes(monkeypatch):
+    """rio_sock.h passes Winsock codes (10000 and up) through as errno values on
+    Windows, where os.strerror does not know them: the message comes from
+    socket.errorTab there, with a plain fallback."""
+    import socket as socket_module
+
+    from rio_core._net import strerror
+
+    assert strerror(errno.ECONNRESET) == os.strerror(errno.ECONNRESET)
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(
+        socket_module,
+        "errorTab",
+        {10054: "An existing connection was forcibly closed by the remote host."},
+        raising=False,
+    )
+    assert strerror(10054) == "An existing connection was forcibly closed by the remote host."
+    assert strerror(10099) == "Winsock error 10099"
+    assert strerror(errno.EPIPE) == os.strerror(errno.EPIPE)
