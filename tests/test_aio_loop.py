@@ -1430,6 +1430,18 @@ def test_a_busy_task_does_not_starve_io_or_timers(arun):
     assert arun(main()) == [b"ping", "timer", True]
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts fds in /proc/self/fd")
+def test_close_frees_the_engine_fds_when_the_self_pipe_was_finalized_first():
+    """The GC finalizes a dropped loop and its self-pipe sockets in any order: a loop
+    whose reading socket is already closed must still close cleanly and free its fds."""
+    before = len(os.listdir("/proc/self/fd"))
+    loop = rio.new_event_loop()
+    loop._ssock.close()  # what the socket's finalizer does when it runs first
+    loop.close()
+    assert loop.is_closed()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
 DROPPED_LOOP_PROBE = """
 import asyncio, gc, json, os, sys, warnings, weakref
 import rio_rt

@@ -222,8 +222,24 @@ class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
             raise RuntimeError("Cannot close a running event loop")
         if self.is_closed():
             return
-        asyncio.SelectorEventLoop.close(self)
-        self._rio_clear()
+        try:
+            asyncio.SelectorEventLoop.close(self)
+        finally:
+            self._rio_clear()  # the engine's reactor and its fds go in any case
+
+    def _close_self_pipe(self) -> None:
+        # A loop dropped without close() is finalized together with its self-pipe
+        # sockets, in whatever order the GC picks: the reading socket may already
+        # be closed (fileno() -1). Its registration goes with the reactor.
+        ssock: socket.socket = self._ssock  # type: ignore[has-type]
+        if ssock.fileno() == -1:
+            csock: socket.socket = self._csock  # type: ignore[has-type]
+            ssock.close()
+            csock.close()
+            self._ssock = self._csock = None
+            self._internal_fds -= 1  # type: ignore[attr-defined]
+            return
+        super()._close_self_pipe()  # type: ignore[misc]
 
     def __repr__(self) -> str:
         return (
