@@ -22,7 +22,7 @@ paths test a C int and asyncio's own code that assigns them keeps working.
 from cpython.contextvars cimport PyContext_CopyCurrent
 
 from rio_core._queue cimport ring_push
-from rio_core._timers cimport Handle, TimerHandle, ACTION_CALLBACK
+from rio_core._timers cimport Handle, TimerHandle, ACTION_CALLBACK, deadline_ns_from_seconds
 from rio_core._runtime cimport Runtime, Task
 from rio_core._reactor cimport Registration
 
@@ -234,12 +234,7 @@ cdef class LoopCore(Runtime):
             handle.source_traceback = _extract_stack(_getframe())
         handle.when_seconds = when
         handle.action = ACTION_CALLBACK
-        if when > 9.2e9:
-            handle.deadline_ns = 0x3FFFFFFFFFFFFFFF
-        elif when <= 0:
-            handle.deadline_ns = 0
-        else:
-            handle.deadline_ns = <long long>(when * 1e9 + 0.999999)
+        handle.deadline_ns = deadline_ns_from_seconds(when)
         handle.callback = callback
         handle.args = args
         handle.context = PyContext_CopyCurrent() if context is None else context

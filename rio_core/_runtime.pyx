@@ -44,8 +44,8 @@ live tasks (hashing per spawn: an intrusive list is O(1) with no allocation).
 """
 
 cimport cython
-from libc.stdint cimport int64_t, uint64_t, INT64_MAX
-from libc.math cimport isnan, isinf
+from libc.stdint cimport int64_t, uint64_t
+from libc.math cimport isnan
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
@@ -54,6 +54,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from rio_core._queue cimport ring_init, ring_push, ring_pop, ring_clear
 from rio_core._timers cimport (
     Handle, TimerHandle, TimerHeap, TIMER_ARMED, TIMER_FIRED, ACTION_WAKE, ACTION_CALLBACK,
+    DEADLINE_NEVER_NS, deadline_ns_from_seconds,
 )
 from rio_core._reactor cimport Reactor, Registration, RIO_IN, RIO_OUT, RIO_ERR, RIO_HUP
 
@@ -549,11 +550,7 @@ cdef int64_t seconds_to_ns(object seconds, str what) except? -1:
                         f"got {type(seconds).__name__} {seconds!r}") from None
     if isnan(s):
         raise ValueError(f"{what} must not be NaN")
-    if s <= 0:
-        return 0
-    if isinf(s) or s >= 9.2e9:
-        return INT64_MAX // 2
-    return <int64_t>(s * 1e9 + 0.999999)     # round up: never early
+    return deadline_ns_from_seconds(s)
 
 
 cdef int64_t clock_now_ns() noexcept:
@@ -584,7 +581,7 @@ cdef class Sleep(Future):
         cdef int64_t delta = seconds_to_ns(seconds, "seconds")
         self.deadline_ns = clock_now_ns() + delta
         if self.deadline_ns < 0:      # overflow guard for "forever"
-            self.deadline_ns = INT64_MAX // 2
+            self.deadline_ns = DEADLINE_NEVER_NS
 
     @staticmethod
     def until(deadline):
@@ -597,12 +594,7 @@ cdef class Sleep(Future):
             raise TypeError(f"deadline must be a number, got {type(deadline).__name__}") from None
         if isnan(d):
             raise ValueError("deadline must not be NaN")
-        if isinf(d) or d >= 9.2e9:
-            s.deadline_ns = INT64_MAX // 2
-        elif d <= 0:
-            s.deadline_ns = 0
-        else:
-            s.deadline_ns = <int64_t>(d * 1e9 + 0.999999)
+        s.deadline_ns = deadline_ns_from_seconds(d)
         return s
 
     @property
@@ -681,7 +673,7 @@ def sleep(seconds):
     cdef Sleep s = Sleep.__new__(Sleep)
     s.deadline_ns = clock_now_ns() + delta
     if s.deadline_ns < 0:
-        s.deadline_ns = INT64_MAX // 2
+        s.deadline_ns = DEADLINE_NEVER_NS
     return s
 
 
@@ -812,11 +804,7 @@ cdef class Runtime:
             raise TypeError(f"when must be a number, got {type(when).__name__}") from None
         if isnan(w):
             raise ValueError("when must not be NaN")
-        if isinf(w) or w >= 9.2e9:
-            deadline = INT64_MAX // 2
-        else:
-            deadline = <int64_t>(w * 1e9 + 0.999999) if w > 0 else 0
-        return self.add_timer(deadline, None, callback, args,
+        return self.add_timer(deadline_ns_from_seconds(w), None, callback, args,
                               context if context is not None else PyContext_CopyCurrent())
 
     # ---- stepping

@@ -3,6 +3,23 @@ from libc.stdint cimport int64_t, uint64_t
 from cpython.object cimport PyObject
 
 
+# The heap's "never": far beyond any real deadline, with room to add to it.
+cdef enum:
+    DEADLINE_NEVER_NS = 0x3FFFFFFFFFFFFFFF      # INT64_MAX // 2
+
+
+cdef inline int64_t deadline_ns_from_seconds(double seconds) noexcept:
+    """Seconds of a runtime clock -> a heap deadline: rounded up (a timer never
+    fires early), 0 for any time not after the clock's zero (-inf included), and
+    DEADLINE_NEVER_NS from 9.2e9 s (292 years; +inf included). NaN is the
+    caller's to refuse first."""
+    if seconds >= 9.2e9:
+        return DEADLINE_NEVER_NS
+    if seconds <= 0:
+        return 0
+    return <int64_t>(seconds * 1e9 + 0.999999)
+
+
 cdef enum TimerState:
     TIMER_IDLE        # created, not in any heap
     TIMER_ARMED       # in a heap, waiting for its deadline

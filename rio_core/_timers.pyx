@@ -127,7 +127,7 @@ cdef class Handle:
             else:
                 info.append(_format_callback_source(self.callback, self.args or ()))
         if self.source_traceback:
-            frame = self.source_traceback[-1]
+            frame = self.source_traceback[len(self.source_traceback) - 1]
             info.append(f"created at {frame[0]}:{frame[1]}")
         return info
 
@@ -136,7 +136,7 @@ cdef class Handle:
         return "<{}>".format(" ".join(self.repr_info()))
 
 
-@cython.freelist(256)
+# (No freelist: Cython keeps freelists for base classes only; Handle has one.)
 cdef class TimerHandle(Handle):
     def cancel(self):
         """Cancel the timer. O(1): the heap drops the entry lazily."""

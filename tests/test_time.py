@@ -426,3 +426,22 @@ def test_task_spawned_during_a_tick_runs_in_a_later_tick():
     rt.block_on(parent())
     (_, parent_tick), (_, child_tick) = steps
     assert child_tick > parent_tick
+
+
+@pytest.mark.parametrize("when", [-math.inf, -1.0, 0.0])
+def test_deadlines_in_the_past_are_due_at_once_even_minus_infinity(when):
+    """sleep_until and call_at with a deadline at or before the clock's zero (-inf
+    included) are due at once; +inf is never (the -inf case used to mean never)."""
+
+    async def main():
+        ran: list[str] = []
+        never = rio.lowlevel.call_at(math.inf, ran.append, "never")
+        rio.lowlevel.call_at(when, ran.append, "call_at")
+        async with rio.timeout(5):  # real clock: a lost deadline fails, not hangs
+            await rio.sleep_until(when)
+            ran.append("slept")
+            await rio.sleep(0.001)
+        never.cancel()
+        return ran
+
+    assert sorted(rio.Runtime().block_on(main())) == ["call_at", "slept"]
