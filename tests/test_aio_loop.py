@@ -1765,30 +1765,26 @@ def test_remove_reader_after_close_returns_false(loop, socket_pair):
     assert loop.remove_writer(left) is False
 
 
-def test_selector_view_reports_readers_and_writers(loop):
+def test_selector_view_reports_readers_and_writers(loop, socket_pair):
     """loop._selector (asyncio's transports ask it whether they are polling): on rio a
     view of the engine's reactor, with the same answers as the stdlib's selector."""
-    left, right = socket.socketpair()
-    try:
-        selector = loop._selector
-        with pytest.raises(KeyError):
-            selector.get_key(left)
-        loop.add_reader(left, lambda: None)
-        key = selector.get_key(left)
-        assert (key.fd, key.events) == (left.fileno(), 1)
-        assert key.data[0] is not None and key.data[1] is None
-        loop.add_writer(left.fileno(), lambda: None)
-        assert selector.get_key(left.fileno()).events == 3
-        assert left.fileno() in selector.get_map()
-        loop.remove_reader(left)
-        assert selector.get_key(left).events == 2
-        loop.remove_writer(left)
-        with pytest.raises(KeyError):
-            selector.get_key(left)
-        assert left.fileno() not in selector.get_map()
-    finally:
-        left.close()
-        right.close()
+    left, _right = socket_pair
+    selector = loop._selector
+    with pytest.raises(KeyError):
+        selector.get_key(left)
+    loop.add_reader(left, lambda: None)
+    key = selector.get_key(left)
+    assert (key.fd, key.events) == (left.fileno(), 1)
+    assert key.data[0] is not None and key.data[1] is None
+    loop.add_writer(left.fileno(), lambda: None)
+    assert selector.get_key(left.fileno()).events == 3
+    assert left.fileno() in selector.get_map()
+    loop.remove_reader(left)
+    assert selector.get_key(left).events == 2
+    loop.remove_writer(left)
+    with pytest.raises(KeyError):
+        selector.get_key(left)
+    assert left.fileno() not in selector.get_map()
 
 
 # ------------------------------------------------------------------ sock_* methods
