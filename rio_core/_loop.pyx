@@ -26,16 +26,10 @@ from rio_core._timers cimport Handle, TimerHandle, ACTION_CALLBACK, deadline_ns_
 from rio_core._runtime cimport Runtime, Task
 from rio_core._reactor cimport Registration
 
-import functools
 from asyncio import coroutines as _coroutines
 from asyncio.format_helpers import extract_stack as _extract_stack
-from asyncio.format_helpers import _format_callback_source
-try:                    # 3.13+: arguments are shown only in debug mode
-    _format_callback_source(len, (), debug=True)
-    _callback_source = functools.partial(_format_callback_source, debug=True)
-except TypeError:
-    _callback_source = _format_callback_source
 from sys import _getframe
+from rio_core._timers import callback_source
 from asyncio import Future as _Future, Task as _Task
 
 
@@ -108,7 +102,7 @@ cdef class LoopCore(Runtime):
                 if isinstance(entry, TimerHandle):
                     info.append(f"when={entry.when()}")
                 if callback is not None:
-                    info.append(_callback_source(callback, args or ()))
+                    info.append(callback_source(callback, args, True))  # debug mode
                 described = "<{}>".format(" ".join(info))
         base_events.logger.warning("Executing %s took %.3f seconds", described, seconds)
 

@@ -6,6 +6,10 @@ from typing import Any
 
 from typing_extensions import disjoint_base
 
+def callback_source(
+    callback: Callable[..., object], args: tuple[Any, ...] | None, debug: bool
+) -> str: ...
+
 @disjoint_base
 class Handle:
     """A callback queued on the ready queue (the asyncio door's Handle)."""

@@ -41,6 +41,15 @@ try:
 except TypeError:
     _SOURCE_HAS_DEBUG = False
 
+
+def callback_source(callback, args, bint debug):
+    """``cb(args) at file:line`` as asyncio formats a handle's callback (on 3.13+
+    the arguments only in debug mode)."""
+    if _SOURCE_HAS_DEBUG:
+        return _format_callback_source(callback, args or (), debug=debug)
+    return _format_callback_source(callback, args or ())
+
+
 # Debug-build leak counter (see rio_core.debug_counters()).
 cdef Py_ssize_t rio_live_timer_handles = 0
 
@@ -120,12 +129,9 @@ cdef class Handle:
         info = [type(self).__name__]
         if self.cancelled_flag:
             info.append("cancelled")
-        if self.callback is not None:
-            if _SOURCE_HAS_DEBUG:   # as asyncio: arguments in debug mode only
-                info.append(_format_callback_source(self.callback, self.args or (),
-                                                    debug=self.source_traceback is not None))
-            else:
-                info.append(_format_callback_source(self.callback, self.args or ()))
+        if self.callback is not None:    # made in debug mode: show the arguments
+            info.append(callback_source(self.callback, self.args,
+                                        self.source_traceback is not None))
         if self.source_traceback:
             frame = self.source_traceback[len(self.source_traceback) - 1]
             info.append(f"created at {frame[0]}:{frame[1]}")
