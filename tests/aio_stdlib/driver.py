@@ -173,6 +173,10 @@ class JsonLinesResult(unittest.TestResult):
         super().stopTest(test)
         faulthandler.cancel_dump_traceback_later()
         record = self.current
+        if record.get("test") != test.id() or "started" not in record:
+            # a skipped test that never started (3.12.1 calls stopTest for it too);
+            # addSkip recorded it
+            return
         record["seconds"] = round(time.monotonic() - record.pop("started"), 3)
         record["on_loop"] = loops_built > self.loops_at_start
         self.emit(record)
