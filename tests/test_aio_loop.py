@@ -1963,9 +1963,11 @@ def test_timer_and_callback_interleaving_matches_asyncio():
             if name == "t1":
                 loop.call_later(0, trace.append, "t1-later0")
 
-        for i, delay in enumerate((0.004, 0.001, 0.002, 0.001)):
+        # 10 ms apart: both loops run on the real clock, one after the other, and
+        # with 1 ms gaps a scheduling hiccup made one of them fire t2 with t1 and t3
+        for i, delay in enumerate((0.04, 0.01, 0.02, 0.01)):
             loop.call_at(now + delay, fire, f"t{i}")
-        loop.call_at(now + 0.01, loop.stop)
+        loop.call_at(now + 0.06, loop.stop)
         bounded_run_forever(loop)
         return trace
 
