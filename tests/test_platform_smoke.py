@@ -1,7 +1,8 @@
 """The basics, on whatever platform runs this file.
 
-The Windows wheel jobs run only this file (pyproject.toml,
-``[tool.cibuildwheel.windows]``): the rest of the suite still assumes POSIX.
+The Windows wheel jobs run this file and tests/test_threads.py (cross-thread
+wakes, spawn_blocking) (pyproject.toml, ``[tool.cibuildwheel.windows]``): the
+rest of the suite still assumes POSIX.
 So it uses only what every platform has: no AF_UNIX, no ``resource``, no
 POSIX-only signals, no fork, loopback 127.0.0.1 only. Every wait is bounded
 inside the test itself (``run_with_timeout``, ``asyncio.timeout``), because
@@ -18,7 +19,6 @@ import socket
 import sys
 import threading
 import time
-from typing import Any
 
 import pytest
 import rio_core._reactor
@@ -66,59 +66,6 @@ def test_runtime_runs_sleeps_and_spawned_tasks():
     results, elapsed = run_with_timeout(main, seconds=BOUND)
     assert results == [i * i for i in range(20)]
     assert elapsed >= 0.05  # a sleep never ends early
-
-
-class ThreadFlag(rio.Future):
-    """A leaf future completed by another thread."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.value: Any = None
-        self.is_set = False
-        self.waker: Any = None
-        self.polls = 0
-
-    def poll(self, cx: Any) -> Any:
-        with self.lock:
-            self.polls += 1
-            if self.is_set:
-                return rio.Ready(self.value)
-            self.waker = cx.waker
-            return rio.PENDING
-
-    def set(self, value: Any) -> None:
-        with self.lock:
-            self.value = value
-            self.is_set = True
-            waker = self.waker
-        if waker is not None:
-            waker.wake()
-
-
-def test_wake_from_another_thread_interrupts_the_reactor_wait():
-    """The runtime blocks in the OS (only the BOUND timer is pending); a wake
-    from a thread must end that wait at once, through the wake-up pipe."""
-    flag = ThreadFlag()
-
-    def complete_later() -> None:
-        time.sleep(0.05)  # long enough for the runtime to block in the reactor
-        flag.set("from thread")
-
-    async def main() -> tuple[Any, float]:
-        thread = threading.Thread(target=complete_later)
-        started = time.monotonic()
-        thread.start()
-        try:
-            value = await flag
-            waited = time.monotonic() - started
-        finally:
-            thread.join()
-        return value, waited
-
-    value, waited = run_with_timeout(main, seconds=BOUND)
-    assert value == "from thread"
-    assert waited < 5.0  # woken by the thread, not by the BOUND timer
-    assert flag.polls == 2  # parked once, polled again after the wake: no spinning
 
 
 def test_native_tcp_echo_round_trip_and_eof():
