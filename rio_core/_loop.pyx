@@ -29,7 +29,6 @@ from rio_core._reactor cimport Registration
 from asyncio import coroutines as _coroutines
 from asyncio.format_helpers import extract_stack as _extract_stack
 from sys import _getframe
-from rio_core._timers import callback_source
 from asyncio import Future as _Future, Task as _Task
 
 
@@ -97,13 +96,8 @@ cdef class LoopCore(Runtime):
             owner = getattr(callback, "__self__", None)
             if isinstance(owner, _Task):         # an asyncio task's step or wakeup
                 described = repr(owner)
-            else:
-                info = [type(entry).__name__]
-                if isinstance(entry, TimerHandle):
-                    info.append(f"when={entry.when()}")
-                if callback is not None:
-                    info.append(callback_source(callback, args, True))  # debug mode
-                described = "<{}>".format(" ".join(info))
+            else:   # the handle's own repr, with the callback it has dropped
+                described = (<Handle>entry).describe(callback, args)
         base_events.logger.warning("Executing %s took %.3f seconds", described, seconds)
 
     @property

@@ -43,7 +43,8 @@ cdef class Handle:
     cdef object __weakref__
 
     cdef int run(self) except -1
-    cdef list repr_info(self)
+    cdef list repr_info(self, object callback, tuple args)
+    cdef str describe(self, object callback, tuple args)
 
 
 cdef class TimerHandle(Handle):
@@ -58,7 +59,7 @@ cdef class TimerHandle(Handle):
     # the heap clears it when it drops an armed handle (clear()).
     cdef TimerHeap heap
 
-    cdef list repr_info(self)
+    cdef list repr_info(self, object callback, tuple args)
 
 
 cdef struct HeapSlot:

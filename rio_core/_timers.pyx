@@ -125,13 +125,14 @@ cdef class Handle:
             self.context = None
         return 0
 
-    cdef list repr_info(self):
+    cdef list repr_info(self, object callback, tuple args):
+        """The words of asyncio's repr, for this handle running ``callback(*args)``
+        (passed in: a one-shot handle drops its own once it has run)."""
         info = [type(self).__name__]
         if self.cancelled_flag:
             info.append("cancelled")
-        if self.callback is not None:    # made in debug mode: show the arguments
-            info.append(callback_source(self.callback, self.args,
-                                        self.source_traceback is not None))
+        if callback is not None:    # made in debug mode: show the arguments
+            info.append(callback_source(callback, args, self.source_traceback is not None))
         if self.source_traceback:
             frame = self.source_traceback[len(self.source_traceback) - 1]
             info.append(f"created at {frame[0]}:{frame[1]}")
@@ -139,7 +140,10 @@ cdef class Handle:
 
     def __repr__(self):
         # asyncio's format: <Handle [cancelled] callback(args) at file:line [created at ...]>
-        return "<{}>".format(" ".join(self.repr_info()))
+        return self.describe(self.callback, self.args)
+
+    cdef str describe(self, object callback, tuple args):
+        return "<{}>".format(" ".join(self.repr_info(callback, args)))
 
 
 # (No freelist: Cython keeps freelists for base classes only; Handle has one.)
@@ -167,8 +171,8 @@ cdef class TimerHandle(Handle):
             return self.when_seconds
         return self.deadline_ns / 1e9
 
-    cdef list repr_info(self):
-        info = Handle.repr_info(self)
+    cdef list repr_info(self, object callback, tuple args):
+        info = Handle.repr_info(self, callback, args)
         info.insert(2 if self.cancelled_flag else 1, f"when={self.when()}")
         return info
 
