@@ -213,13 +213,12 @@ cdef class LoopCore(Runtime):
         """call_at and call_later: one TimerHandle on the engine's timer heap."""
         cdef TimerHandle handle
         self.check_closed()
-        if self.debug_flag:
-            self.check_call(callback, method)
-        if when != when:
-            raise ValueError("when must not be NaN")
         handle = TimerHandle.__new__(TimerHandle)
         if self.debug_flag:
+            self.check_call(callback, method)
             handle.source_traceback = _extract_stack(_getframe())
+        if when != when:
+            raise ValueError("when must not be NaN")
         handle.when_seconds = when
         handle.action = ACTION_CALLBACK
         handle.deadline_ns = deadline_ns_from_seconds(when)
