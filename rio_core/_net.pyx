@@ -478,7 +478,11 @@ cdef class TcpListener(Listener):
         family, address = (await lookup_host(host, port))[0]
         sock = _socket.socket(family, _socket.SOCK_STREAM)
         try:
-            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            if os.name == "posix":
+                # rebind while old connections sit in TIME_WAIT. Not on Windows,
+                # where SO_REUSEADDR lets another socket take a port that is in
+                # use (asyncio's create_server makes the same choice).
+                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
             if reuse_port:
                 if not hasattr(_socket, "SO_REUSEPORT"):
                     raise NotImplementedError("SO_REUSEPORT is not available on this platform")
@@ -570,7 +574,12 @@ cdef class UdpSocket(SocketResource):
                 pass
 
     async def recv_from(self, n=65536):
-        """Receive one datagram; returns ``(data, address)``."""
+        """Receive one datagram; returns ``(data, address)``.
+
+        A datagram longer than ``n`` is cut to ``n`` bytes on POSIX; on Windows
+        the call raises ``OSError`` (errno ``EMSGSIZE``) and the datagram is
+        dropped. Give ``n`` the largest size you expect (the default takes
+        any UDP datagram)."""
         while True:
             self.check_open("recv_from")
             try:
