@@ -29,6 +29,13 @@ import pytest
 
 import rio_rt as rio
 
+# asyncio's selector loop on Windows, like rio's Loop there, has no subprocesses,
+# no pipe transports and no os.sendfile: those tests are POSIX-only on both loops.
+posix_only = pytest.mark.skipif(
+    sys.platform == "win32",
+    reason="the selector loops have no subprocesses, pipes or os.sendfile on Windows",
+)
+
 # ------------------------------------------------------------------ two loops
 
 
@@ -829,6 +836,7 @@ def test_transport_sendfile(arun, file_to_send):
     assert digest == hashlib.sha256(data + b"tail").hexdigest()
 
 
+@posix_only
 def test_transport_sendfile_without_fallback(arun, file_to_send):
     """asyncio's socket transports send files with os.sendfile (no fallback needed)."""
     file, data = file_to_send
@@ -867,6 +875,7 @@ def test_transport_sendfile_without_fallback(arun, file_to_send):
     assert arun(main()) == (len(data), len(data))
 
 
+@posix_only
 def test_transport_write_is_refused_while_sendfile_is_in_progress(arun, file_to_send):
     file, data = file_to_send
 
@@ -916,6 +925,7 @@ def test_transport_write_is_refused_while_sendfile_is_in_progress(arun, file_to_
 # ------------------------------------------------------------------ subprocesses and pipes
 
 
+@posix_only
 def test_subprocess_exec_with_pipes(arun):
     code = (
         "import sys; data = sys.stdin.buffer.read(); "
@@ -938,6 +948,7 @@ def test_subprocess_exec_with_pipes(arun):
     assert returncode == 5
 
 
+@posix_only
 def test_subprocess_exec_streams_line_by_line(arun):
     code = "import sys\nfor line in sys.stdin:\n    print(line.strip()[::-1], flush=True)\n"
 
@@ -959,6 +970,7 @@ def test_subprocess_exec_streams_line_by_line(arun):
     assert arun(main()) == [b"cba\n", b"oir\n", b"pool\n"]
 
 
+@posix_only
 def test_subprocess_shell_exit_status(arun):
     async def main() -> tuple[bytes, int | None]:
         process = await asyncio.create_subprocess_shell(
@@ -970,6 +982,7 @@ def test_subprocess_shell_exit_status(arun):
     assert arun(main()) == (b"from-shell\n", 3)
 
 
+@posix_only
 def test_subprocess_kill_and_wait(arun):
     async def main() -> int | None:
         process = await asyncio.create_subprocess_exec(
@@ -981,6 +994,7 @@ def test_subprocess_kill_and_wait(arun):
     assert arun(main()) == -9
 
 
+@posix_only
 def test_connect_read_pipe_and_connect_write_pipe(arun):
     async def main() -> list[Any]:
         loop = asyncio.get_running_loop()
@@ -1086,6 +1100,7 @@ def test_server_close_clients_and_abort_clients(arun, how):
 
 
 @pytest.mark.skipif(not hasattr(os, "pipe"), reason="needs os.pipe")
+@posix_only
 def test_pipe_transport_repr_says_whether_it_is_polling(arun):
     async def main() -> list[str]:
         loop = asyncio.get_running_loop()

@@ -238,7 +238,7 @@ def test_uvicorn_serves_an_asgi_app(arun, loop_factory):
     paths, loop_names, statuses = arun(main())
     assert paths == [(200, "/path/0"), (200, "/path/1"), (200, "/path/2")]
     assert loop_names == {
-        "Loop" if loop_factory is rio.new_event_loop else "_UnixSelectorEventLoop"
+        "Loop" if loop_factory is rio.new_event_loop else asyncio.SelectorEventLoop.__name__
     }
     assert statuses == [200] * 10
 

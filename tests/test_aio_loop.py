@@ -215,8 +215,11 @@ def test_timer_never_fires_before_its_deadline(loop):
     loop.call_later(0.06, loop.stop)
     bounded_run_forever(loop)
     assert sorted(fired_at) == sorted(deadlines)
+    # asyncio runs a timer up to one tick of its clock early, by design; a coarse
+    # tick shows it (time.monotonic() on Windows before 3.13: 15.6 ms). rio never does.
+    early = 0.0 if isinstance(loop, rio.Loop) else loop._clock_resolution
     for delay, when in deadlines.items():
-        assert fired_at[delay] >= when, f"the {delay} s timer fired early"
+        assert fired_at[delay] >= when - early, f"the {delay} s timer fired early"
 
 
 def test_timer_handle_cancel(loop):
@@ -1715,6 +1718,8 @@ def test_add_reader_on_a_non_fd_object_raises_value_error(loop):
 
 
 def test_failed_add_reader_leaves_no_registration(loop):
+    if sys.platform == "win32" and not isinstance(loop, rio.Loop):
+        pytest.skip("asyncio's select() loop on Windows accepts any number, failing later")
     bad_fd = closed_fd_number()
     with pytest.raises(OSError):
         loop.add_reader(bad_fd, lambda: None)
@@ -1741,6 +1746,7 @@ def test_reader_works_on_a_reused_fd_number(loop):
     assert fired == [b"r0", b"r1", b"r2"]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows polls sockets only, not pipes")
 def test_reader_sees_eof_when_the_pipe_writer_closes(loop):
     read_end, write_end = os.pipe()
     got: list[bytes] = []
@@ -1952,6 +1958,10 @@ def test_callback_and_task_interleaving_matches_asyncio():
     assert run_on_loop(LOOP_FACTORIES["rio"], trace_program()) == oracle
 
 
+@pytest.mark.skipif(
+    time.get_clock_info("monotonic").resolution > 1e-3,
+    reason="asyncio's coarse clock here groups the oracle's timers into one iteration",
+)
 def test_timer_and_callback_interleaving_matches_asyncio():
     def program(loop: asyncio.AbstractEventLoop) -> list[str]:
         trace: list[str] = []

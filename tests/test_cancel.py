@@ -252,9 +252,21 @@ def test_cancel_from_a_sibling_task(run):
     assert 2 <= elapsed < 3
 
 
+# Ctrl-C for the scripts: os.kill(pid, SIGINT) terminates the process on Windows,
+# where raise_signal runs the C handler, as a console Ctrl-C does.
+INTERRUPT = """
+import os as _os, signal as _signal
+def interrupt():
+    if _os.name == "nt":
+        _signal.raise_signal(_signal.SIGINT)
+    else:
+        _os.kill(_os.getpid(), _signal.SIGINT)
+"""
+
+
 def run_script(body: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(body)],
+        [sys.executable, "-c", INTERRUPT + textwrap.dedent(body)],
         cwd=cwd,  # outside the source tree: import the installed package
         env=os.environ.copy(),
         capture_output=True,
@@ -271,7 +283,7 @@ def test_ctrl_c_during_a_step_runs_finally_then_raises_keyboard_interrupt(tmp_pa
 
         async def main():
             try:
-                os.kill(os.getpid(), signal.SIGINT)
+                interrupt()
                 await rio.sleep(30)
             finally:
                 print("MAIN-FINALLY-RAN", flush=True)
@@ -302,7 +314,7 @@ def test_ctrl_c_while_sleeping_in_the_os(tmp_path):
 
         async def main():
             rio.spawn(child())
-            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+            threading.Timer(0.2, interrupt).start()
             try:
                 await rio.sleep(30)
             finally:

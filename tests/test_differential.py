@@ -37,6 +37,9 @@ from hypothesis import strategies as st
 import rio_rt as rio
 
 QUANTUM = 0.001  # seconds per sleep unit on asyncio's real clock
+# asyncio fires a timer up to one tick of its clock early (by design), and that
+# tick is 15.6 ms on Windows before CPython 3.13: the oracle's slack, in units
+AIO_SLACK = 0.01 + time.get_clock_info("monotonic").resolution / QUANTUM
 PARK = 3600.0  # "forever"
 
 
@@ -266,7 +269,7 @@ def test_rio_matches_asyncio(spec):
     # autojump: the ideal virtual time (units are whole seconds there; the
     # clock may drift with real time between jumps)
     assert ideal <= rio_elapsed < ideal + 0.5
-    assert aio_elapsed >= ideal - 0.01  # real clock: never early (asyncio's own slack)
+    assert aio_elapsed >= ideal - AIO_SLACK  # real clock: never early (but for asyncio's tick)
 
 
 def test_a_known_program():
@@ -309,4 +312,4 @@ def test_a_known_program():
     assert aio_result == expected  # the oracle agrees with the hand-written answer
     assert rio_result == expected
     assert 3.0 <= rio_elapsed < 3.5
-    assert aio_elapsed >= 3.0 - 0.01
+    assert aio_elapsed >= 3.0 - AIO_SLACK
