@@ -10,13 +10,14 @@ CONSTRAINTS := $(CURDIR)/ci/constraints-build.txt
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: help compile debug test testinstalled bench wheel lint format clean
+.PHONY: help compile debug test testinstalled winetest bench wheel lint format clean
 
 help:
 	@echo "make compile        build the engine in place (release)"
 	@echo "make debug          rebuild it in place with RIO_DEBUG=1 (assertions, leak counters)"
 	@echo "make test           run the suite against the in-place build (PYTEST_ARGS=...)"
 	@echo "make testinstalled  sdist -> wheel -> auditwheel -> fresh venv -> suite + example"
+	@echo "make winetest       the suite on Windows CPython under wine (mingw-w64 build; PYTEST_ARGS=...)"
 	@echo "make bench          the comparison suite (BENCH_ARGS=--quick ...)"
 	@echo "make wheel          sdist and a wheel built from it; the wheel lands in wheelhouse/"
 	@echo "make lint           ruff, ruff format --check, cython-lint, mypy, stubtest, actionlint"
@@ -34,6 +35,9 @@ test:
 
 testinstalled:
 	PYTHON=$(PYTHON) bash ci/test-installed.sh
+
+winetest:
+	bash ci/wine-tests.sh $(PYTEST_ARGS)
 
 bench:
 	$(PYTHON) benchmarks/run.py $(BENCH_ARGS)
