@@ -82,14 +82,23 @@ def count_loops_built(loop_class: Any) -> None:
     loop_class.__init__ = counting_init
 
 
+def platform_events() -> Any:
+    """asyncio's platform module: unix_events, or windows_events on Windows."""
+    if sys.platform == "win32":
+        import asyncio.windows_events as events
+    else:
+        import asyncio.unix_events as events
+    return events
+
+
 def patch_for_rio() -> None:
     """Make every real-loop constructor the asyncio tests use build a rio loop."""
     import asyncio
-    import asyncio.unix_events as unix_events
 
     import rio_rt
 
-    stdlib_selector_loop = unix_events._UnixSelectorEventLoop
+    unix_events = platform_events()  # named for POSIX; windows_events on Windows
+    stdlib_selector_loop = unix_events.SelectorEventLoop
 
     def rio_loop(selector: Any = None) -> Any:
         if selector is not None:  # rio has one reactor: the selector is not used
@@ -109,7 +118,12 @@ def patch_for_rio() -> None:
 
     count_loops_built(rio_rt.Loop)
     rio_rt.install()
-    unix_events._UnixDefaultEventLoopPolicy._loop_factory = staticmethod(rio_loop)
+    default_policy = (  # by its private name where it has one (3.14 deprecates the public)
+        getattr(unix_events, "_UnixDefaultEventLoopPolicy", None)
+        or getattr(unix_events, "_DefaultEventLoopPolicy", None)
+        or unix_events.DefaultEventLoopPolicy
+    )
+    default_policy._loop_factory = staticmethod(rio_loop)
     asyncio.SelectorEventLoop = SelectorEventLoop
     unix_events.SelectorEventLoop = SelectorEventLoop
     if hasattr(asyncio, "EventLoop"):  # 3.13+: asyncio.EventLoop is the default loop class
@@ -119,9 +133,7 @@ def patch_for_rio() -> None:
 
 def count_stdlib_loops() -> None:
     """The oracle run: count the stdlib selector loops the tests build (no behaviour change)."""
-    import asyncio.unix_events as unix_events
-
-    count_loops_built(unix_events._UnixSelectorEventLoop)
+    count_loops_built(platform_events().SelectorEventLoop)
 
 
 def describe(err: Any) -> dict[str, str]:
@@ -251,7 +263,9 @@ def run_module(
     traceback_path: str | None = None,
     test_timeout: float = 60.0,
 ) -> int:
-    if os.getpgrp() == os.getpid():  # started by the sweep, in a session of its own
+    if (
+        hasattr(os, "getpgrp") and os.getpgrp() == os.getpid()
+    ):  # started by the sweep, in a session of its own
         end_with_parent()
     if loop == "rio":
         patch_for_rio()
