@@ -62,5 +62,7 @@ cdef class Reactor:
     cdef Registration registration(self, int fd)
     cdef int add_interest(self, Registration reg, bint revalidate=*) except -1
     cdef int sync_interest(self, Registration reg) except -1
+    cdef int drop_interest(self, Registration reg, uint32_t directions) except -1
+    cdef int set_interest(self, Registration reg, uint32_t want) except -1
     cdef int forget(self, int fd) except -1
     cdef int close(self) except -1

@@ -191,7 +191,14 @@ cdef class Reactor:
     cdef int sync_interest(self, Registration reg) except -1:
         """Make the poller watch exactly the directions that have a waiter;
         forget the fd when none has."""
-        cdef uint32_t want = reg.wanted()
+        return self.set_interest(reg, reg.wanted())
+
+    cdef int drop_interest(self, Registration reg, uint32_t directions) except -1:
+        """Stop watching ``directions`` (an event there found no waiter). The
+        other directions keep their interest, lazily held or not."""
+        return self.set_interest(reg, (reg.kernel_events & ~directions) | reg.wanted())
+
+    cdef int set_interest(self, Registration reg, uint32_t want) except -1:
         if want != reg.kernel_events:
             if rio_poller_ctl(self.poller, reg.fd, want, <void *>reg, reg.kernel_events) < 0:
                 PyErr_SetFromErrno(OSError)

@@ -1071,15 +1071,18 @@ cdef class Runtime:
         cdef Py_ssize_t i
         cdef object entry
         cdef Registration reg
-        cdef unsigned int events
-        cdef bint stale
+        cdef unsigned int events, stale
         for i in range(self.reactor.nready):
             reg = self.reactor.ready_registration(i)
             events = self.reactor.ready_events(i)
-            stale = False
+            # Directions watched with no waiter. An error or hangup reaches both
+            # waiters, but it makes only a watched direction stale: a writer's
+            # hangup must not cost the writer its lazily kept interest (WSAPoll
+            # reports a peer's FIN as a hangup on every wait; see rio_poll.h).
+            stale = 0
             if events & (RIO_IN | RIO_ERR | RIO_HUP):
                 if reg.reader is None:
-                    stale = True
+                    stale |= reg.kernel_events & RIO_IN
                 else:
                     entry = reg.reader
                     if type(entry) is Task:        # one-shot waiter
@@ -1090,7 +1093,7 @@ cdef class Runtime:
                         ring_push(&self.ready, entry)
             if events & (RIO_OUT | RIO_ERR | RIO_HUP):
                 if reg.writer is None:
-                    stale = True
+                    stale |= reg.kernel_events & RIO_OUT
                 else:
                     entry = reg.writer
                     if type(entry) is Task:
@@ -1101,7 +1104,7 @@ cdef class Runtime:
                         ring_push(&self.ready, entry)
             if stale:
                 # readiness nobody waits for: stop watching that direction
-                self.reactor.sync_interest(reg)
+                self.reactor.drop_interest(reg, stale)
         return 0
 
     cdef int report_handle_error(self, object handle, object exc) except -1:

@@ -511,6 +511,55 @@ def test_cancel_after_the_reactor_fired_loses_no_data_and_no_interest():
     run_io(main)
 
 
+def test_a_writer_parked_on_a_half_closed_peer_sleeps_until_the_peer_reads():
+    """The peer sent FIN but still reads; our send buffer is full. WSAPoll reports
+    POLLHUP for that socket on every wait (Windows, and wine): the reactor must not
+    turn it into a busy loop, and the writer must still finish once the peer reads."""
+    size = 32 << 20
+
+    async def main():
+        client, server = await connected_pair()
+        async with client, server:
+            server.socket.shutdown(socket.SHUT_WR)
+            assert await client.read() == b""  # the FIN is here
+            writer = rio.spawn(client.write_all(bytes(size)))
+            await rio.sleep(0.1)  # the buffers fill and the writer parks
+            assert not writer.done()
+            ticks = stats()["ticks"]
+            await rio.sleep(0.3)
+            idle_ticks = stats()["ticks"] - ticks
+            received = 0
+            while received < size:
+                chunk = await server.read(1 << 20)
+                assert chunk, "EOF before the writer finished"
+                received += len(chunk)
+            await writer
+            return idle_ticks, received
+
+    idle_ticks, received = run_io(main, seconds=20)
+    assert received == size
+    # a busy loop makes thousands of ticks in 0.3 s; a parked writer makes a few
+    # (on WSAPoll: one retry per hold period, see rio_poll.h)
+    assert idle_ticks < 100, idle_ticks
+
+
+def test_a_writer_parked_on_a_reset_peer_gets_an_error():
+    async def main():
+        client, server = await connected_pair()
+        async with client:
+            writer = rio.spawn(client.write_all(bytes(32 << 20)))
+            await rio.sleep(0.1)
+            assert not writer.done()
+            # SO_LINGER on with a zero timeout: close() sends RST
+            server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            server.close()
+            with pytest.raises((ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
+                async with rio.timeout(5):
+                    await writer
+
+    run_io(main)
+
+
 @pytest.mark.skipif(under_wine(), reason="wine reports a reset connection as EOF")
 def test_read_from_a_reset_connection_raises_connection_reset_error():
     async def main():
