@@ -143,9 +143,9 @@ wait_all
 cp rio_core/*.py rio_core/*.pyi rio_core/py.typed "$WORK/site/rio_core/"
 cp -r python/rio_rt "$WORK/site/"
 
-# The staging copy: tests and the sources test_layering.py reads, no built modules.
+# The staging copy: tests, examples and the sources test_layering.py reads, no built modules.
 mkdir -p "$WORK/project"
-cp -r tests pyproject.toml "$WORK/project/"
+cp -r tests examples pyproject.toml "$WORK/project/"
 mkdir -p "$WORK/project/rio_core" "$WORK/project/python"
 cp rio_core/*.pyx rio_core/*.pxd rio_core/*.py "$WORK/project/rio_core/"
 cp -r python/rio_rt "$WORK/project/python/"

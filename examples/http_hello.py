@@ -40,7 +40,11 @@ async def serve(stream: TcpStream) -> None:
                 k.strip().lower(): v.strip()
                 for k, _, v in (line.partition(b":") for line in header_lines)
             }
-            length = int(headers.get(b"content-length", b"0") or 0)
+            length_field = headers.get(b"content-length", b"0") or b"0"
+            if not length_field.isdigit():  # no sign, no spaces: RFC 9110's 1*DIGIT
+                await stream.write_all(BAD_REQUEST)
+                return
+            length = int(length_field)
             while len(pending) < length:  # discard a request body
                 data = await stream.read(65536)
                 if not data:
