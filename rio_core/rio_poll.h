@@ -481,6 +481,14 @@ static inline void rio_poll_swap(rio_poller *p, int a, int b) {
     p->fds[b] = f; p->ptrs[b] = q; p->held_until[b] = h;
 }
 
+/* out of the poll set until `until`: the active entry at i becomes the first held one */
+static inline void rio_poll_hold(rio_poller *p, int i, int64_t until) {
+    p->fds[i].revents = 0;
+    p->active--;
+    rio_poll_swap(p, i, p->active);
+    p->held_until[p->active] = until;
+}
+
 /* back into the poll set: the entry at i >= active becomes the last active one */
 static inline void rio_poll_unhold(rio_poller *p, int i) {
     rio_poll_swap(p, i, p->active);
@@ -571,10 +579,7 @@ static inline int rio_poller_wait(rio_poller *p, rio_event *out, int max, int ti
         if ((r & (POLLHUP | POLLERR | POLLNVAL | RIO_POLL_WANT_OUT)) == POLLHUP &&
             p->fds[i].events == RIO_POLL_WANT_OUT) {
             if (now == 0) now = rio_hold_clock_ms();
-            p->fds[i].revents = 0;
-            p->active--;
-            rio_poll_swap(p, i, p->active);
-            p->held_until[p->active] = now + RIO_HOLD_MS;
+            rio_poll_hold(p, i, now + RIO_HOLD_MS);
         }
     }
     return k;
