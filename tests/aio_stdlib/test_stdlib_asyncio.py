@@ -176,6 +176,8 @@ FULL_MODULES = [
     "test_futures2",
     "test_threads",
 ]
+if sys.version_info >= (3, 12):  # eager tasks: loop.create_task(..., eager_start=...)
+    FULL_MODULES.append("test_eager_task_factory")
 
 # Observed shortfalls (CPython 3.11.7), each with its causes; anything beyond
 # these fails the sweep. Last full sweep: rio passes every one of the 2,086
