@@ -15,6 +15,12 @@ cdef class IoWait(Future):
     cdef int leave(self) except -1
 
 
-cdef IoWait wait_fd(int fd, bint writable, bint owned=*)
+cdef enum FdOwnership:
+    FD_FOREIGN      # not rio's: it may be closed and its number reused behind our back
+    FD_OWNED        # a rio socket, which calls notify_closing before it closes the fd
+
+
+# direction: RIO_IN (readable) or RIO_OUT (writable), from rio_core._reactor
+cdef IoWait wait_fd(int fd, uint32_t direction, FdOwnership ownership)
 cdef int fileno_of(object fd_or_socket) except -1
 cdef int adopt_fd(int fd) except -1

@@ -127,14 +127,15 @@ cdef class IoWait(Future):
         return f"<rio IoWait fd={self.fd} {what}>"
 
 
-cdef IoWait wait_fd(int fd, bint writable, bint owned=False):
-    """A wait on ``fd``. ``owned``: rio owns the fd and calls notify_closing
-    before closing it, so interest the kernel already holds is trusted and a
-    parked read costs no system call; otherwise it is re-sent each time."""
+cdef IoWait wait_fd(int fd, uint32_t direction, FdOwnership ownership):
+    """A wait for ``fd`` to be ready in ``direction`` (RIO_IN or RIO_OUT).
+    FD_OWNED: rio owns the fd and calls notify_closing before closing it, so
+    interest the kernel already holds is trusted and a parked read costs no
+    system call; FD_FOREIGN: the interest is re-sent on each wait."""
     cdef IoWait w = IoWait.__new__(IoWait)
     w.fd = fd
-    w.owned = owned
-    w.direction = RIO_OUT if writable else RIO_IN
+    w.owned = ownership == FD_OWNED
+    w.direction = direction
     return w
 
 
@@ -150,12 +151,12 @@ cdef int adopt_fd(int fd) except -1:
 
 def wait_readable(fd_or_socket):
     """Wait until the fd (or socket) is readable. Awaitable."""
-    return wait_fd(fileno_of(fd_or_socket), False)
+    return wait_fd(fileno_of(fd_or_socket), RIO_IN, FD_FOREIGN)
 
 
 def wait_writable(fd_or_socket):
     """Wait until the fd (or socket) is writable. Awaitable."""
-    return wait_fd(fileno_of(fd_or_socket), True)
+    return wait_fd(fileno_of(fd_or_socket), RIO_OUT, FD_FOREIGN)
 
 
 def notify_closing(fd_or_socket):

@@ -42,7 +42,8 @@ from libc.stdlib cimport malloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 
-from rio_core._io cimport wait_fd, adopt_fd
+from rio_core._io cimport wait_fd, adopt_fd, FD_OWNED, FD_FOREIGN
+from rio_core._reactor cimport RIO_IN, RIO_OUT
 from rio_core._io import ClosedResourceError, notify_closing
 from rio_core._runtime import sleep
 from rio_core._blocking import spawn_blocking
@@ -222,7 +223,7 @@ cdef class Stream(SocketResource):
             return await self._read_large(size)
         if self.drained:
             self.drained = False
-            await wait_fd(self.fd, False, True)
+            await wait_fd(self.fd, RIO_IN, FD_OWNED)
         while True:
             self.check_open("read")
             if self.bulk and size >= BULK_READ:
@@ -245,7 +246,7 @@ cdef class Stream(SocketResource):
                     return PyBytes_FromStringAndSize(self.rbuf, got)
                 err = errno
             if err == EAGAIN or err == EWOULDBLOCK:
-                await wait_fd(self.fd, False, True)
+                await wait_fd(self.fd, RIO_IN, FD_OWNED)
             elif err != EINTR:
                 raise os_error(err, "read from", self.peer)
 
@@ -271,7 +272,7 @@ cdef class Stream(SocketResource):
                 return 0
             if self.drained:
                 self.drained = False
-                await wait_fd(self.fd, False, True)
+                await wait_fd(self.fd, RIO_IN, FD_OWNED)
             while True:
                 self.check_open("read_into")
                 got = rio_recv(self.fd, view.buf, view.len)
@@ -280,7 +281,7 @@ cdef class Stream(SocketResource):
                     return got
                 err = errno
                 if err == EAGAIN or err == EWOULDBLOCK:
-                    await wait_fd(self.fd, False, True)
+                    await wait_fd(self.fd, RIO_IN, FD_OWNED)
                 elif err != EINTR:
                     raise os_error(err, "read from", self.peer)
         finally:
@@ -334,7 +335,7 @@ cdef class Stream(SocketResource):
                     continue
                 err = errno
                 if err == EAGAIN or err == EWOULDBLOCK:
-                    await wait_fd(self.fd, True, True)
+                    await wait_fd(self.fd, RIO_OUT, FD_OWNED)
                 elif err != EINTR:
                     raise os_error(err, "write to", self.peer)
             if not self.bulk:
@@ -361,7 +362,7 @@ async def _connect_socket(sock, address):
     """Non-blocking connect; cancellation-safe (the caller closes the socket)."""
     err = sock.connect_ex(address)
     if err in (_errno.EINPROGRESS, _errno.EAGAIN, _errno.EWOULDBLOCK, _errno.EINTR):
-        await wait_fd(sock.fileno(), True)
+        await wait_fd(sock.fileno(), RIO_OUT, FD_FOREIGN)
         err = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
     if err != 0:
         raise os_error(err, "connect to", address)
@@ -445,7 +446,7 @@ cdef class Listener(SocketResource):
             try:
                 conn, address = self.sock.accept()
             except BlockingIOError:
-                await wait_fd(self.fd, False, True)
+                await wait_fd(self.fd, RIO_IN, FD_OWNED)
                 continue
             except OSError as exc:
                 if exc.errno in ACCEPT_EXHAUSTED:
@@ -569,7 +570,7 @@ cdef class UdpSocket(SocketResource):
             try:
                 return self.sock.sendto(data, address)
             except BlockingIOError:
-                await wait_fd(self.fd, True, True)
+                await wait_fd(self.fd, RIO_OUT, FD_OWNED)
             except InterruptedError:
                 pass
 
@@ -585,7 +586,7 @@ cdef class UdpSocket(SocketResource):
             try:
                 return self.sock.recvfrom(n)
             except BlockingIOError:
-                await wait_fd(self.fd, False, True)
+                await wait_fd(self.fd, RIO_IN, FD_OWNED)
             except InterruptedError:
                 pass
 
@@ -597,7 +598,7 @@ cdef class UdpSocket(SocketResource):
             try:
                 return self.sock.send(data)
             except BlockingIOError:
-                await wait_fd(self.fd, True, True)
+                await wait_fd(self.fd, RIO_OUT, FD_OWNED)
             except InterruptedError:
                 pass
 
@@ -607,6 +608,6 @@ cdef class UdpSocket(SocketResource):
             try:
                 return self.sock.recv(n)
             except BlockingIOError:
-                await wait_fd(self.fd, False, True)
+                await wait_fd(self.fd, RIO_IN, FD_OWNED)
             except InterruptedError:
                 pass
