@@ -15,7 +15,19 @@ from setuptools import Extension, setup
 DEBUG = os.environ.get("RIO_DEBUG", "") not in ("", "0")
 ANNOTATE = os.environ.get("RIO_ANNOTATE", "") not in ("", "0")
 
-MODULES = ["_timers", "_reactor", "_runtime", "_sync", "_io", "_net", "_loop", "_transport"]
+# In dependency order (each module cimports only modules before it).
+MODULES = [
+    "_handle",
+    "_time",
+    "_reactor",
+    "_runtime",
+    "_future",
+    "_sync",
+    "_io",
+    "_net",
+    "_loop",
+    "_transport",
+]
 
 macros = [("RIO_DEBUG", "1" if DEBUG else "0")]
 # RIO_REACTOR=poll builds the poll(2) fallback reactor on Linux too, so it is tested here.

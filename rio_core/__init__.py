@@ -23,31 +23,34 @@ from rio_core._net import (
     UnixStream,
     lookup_host,
 )
+from rio_core._future import (
+    Future,
+    Sleep,
+    YieldNow,
+    monotonic,
+    monotonic_ns,
+    sleep,
+    sleep_until,
+    yield_now,
+)
+from rio_core._handle import Handle
 from rio_core._runtime import (
     PENDING,
     Context,
-    Future,
     Ready,
     Runtime,
-    Sleep,
     Task,
     Waker,
-    YieldNow,
     block_on,
     call_at,
     current_runtime,
     current_task,
     debug_build,
     debug_counters,
-    monotonic,
-    monotonic_ns,
-    sleep,
-    sleep_until,
     spawn,
-    yield_now,
 )
 from rio_core._sync import Oneshot
-from rio_core._timers import Handle, TimerHandle
+from rio_core._time import TimerHandle, check_seconds
 from rio_core._transport import SocketTransport
 
 __all__ = [
@@ -77,6 +80,7 @@ __all__ = [
     "block_on",
     "blocking_pool_size",
     "call_at",
+    "check_seconds",
     "current_runtime",
     "current_task",
     "debug_build",

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import rio_core._runtime as rio_core
+from rio_core._future import Future
 
 T = TypeVar("T")
 
@@ -39,7 +40,7 @@ def _get_pool() -> concurrent.futures.ThreadPoolExecutor:
     return _pool
 
 
-class _BlockingCall(rio_core.Future):
+class _BlockingCall(Future):
     """A leaf future completed by a pool thread."""
 
     def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:

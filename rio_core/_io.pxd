@@ -1,7 +1,8 @@
 # cython: language_level=3
 from libc.stdint cimport uint32_t
 
-from rio_core._runtime cimport Future, Task
+from rio_core._runtime cimport Task
+from rio_core._future cimport Future
 from rio_core._reactor cimport Registration
 
 
@@ -9,7 +10,9 @@ cdef class IoWait(Future):
     cdef readonly int fd
     cdef uint32_t direction       # RIO_IN or RIO_OUT
     cdef bint owned               # the fd belongs to a rio object that calls notify_closing
+    cdef object fileobj           # what the user passed (a socket), or None for an int fd
     cdef Registration reg         # set while parked on the reactor
+    cdef unsigned int generation  # reg's generation when we parked
     cdef Task task
 
     cdef int leave(self) except -1

@@ -3,12 +3,16 @@
 
 Every blocking read, write, accept and connect in rio tries the non-blocking
 system call first and, only when it would block, awaits ``IoWait``: a leaf
-future that puts the task in its fd's ``Registration`` as reader or writer.
-The reactor clears that slot, sets the ``fired`` bit and wakes the task.
+future that parks the task in the reactor (``Reactor.park``) as the reader
+or writer of its fd. The reactor wakes it when the fd is ready, and the next
+poll (``Reactor.repoll``) says whether readiness arrived or the fd was closed.
 
 Interest for fds rio does not own is re-sent on every wait (one epoll_ctl):
 such an fd may have been closed without notify_closing and its number reused,
-and the kernel forgets closed fds. rio's own streams skip that.
+and the kernel forgets closed fds. rio's own streams skip that. A wait on a
+socket object records the object: if a task is still parked on an fd whose
+object was closed under it, the next wait on that fd number wakes the stale
+task with ``ClosedResourceError`` and registers the fd afresh.
 
 Cancellation-safe: when the waiting task is cancelled (``throw``) or the
 await is abandoned (``close``), the waiter leaves its slot and the poller's
@@ -20,9 +24,12 @@ closed; they get ``ClosedResourceError`` at once.
 from libc.errno cimport EBADF
 
 from rio_core._runtime cimport (
-    Future, Task, Runtime, READY_NONE, PENDING_, wake_task, current_runtime_or_none,
+    Task, Runtime, READY_NONE, PENDING_, reraise, current_runtime_or_none,
 )
-from rio_core._reactor cimport Reactor, Registration, RIO_IN, RIO_OUT
+from rio_core._future cimport Future
+from rio_core._reactor cimport (
+    Reactor, Registration, RIO_IN, RIO_OUT, WaitOutcome, WAIT_FIRED, WAIT_CLOSED,
+)
 
 
 class ClosedResourceError(OSError):
@@ -54,39 +61,28 @@ cdef class IoWait(Future):
     """Ready when ``fd`` is readable (or writable)."""
 
     cdef object _poll(self, Task task):
+        cdef Reactor reactor = task.rt.reactor
         cdef Registration reg = self.reg
-        cdef Reactor reactor
-        cdef object slot
+        cdef WaitOutcome outcome
         if reg is not None:
-            if reg.closed:
+            outcome = reactor.repoll(reg, self.generation, self.direction, task)
+            if outcome == WAIT_CLOSED:
                 self.reg = None
+                self.task = None
                 raise ClosedResourceError(f"fd {self.fd} was closed while a task waited on it")
-            if reg.fired & self.direction:
-                reg.fired &= ~self.direction
+            if outcome == WAIT_FIRED:
                 self.reg = None
                 self.task = None
                 return READY_NONE
-            # a spurious wake: still parked (maybe polled by another task now)
-            self.task = task
-            if self.direction == RIO_IN:
-                reg.reader = task
-            else:
-                reg.writer = task
+            self.task = task        # still parked, perhaps polled by another task now
             return PENDING_
-        reactor = task.rt.reactor
-        reg = reactor.registration(self.fd)
-        slot = reg.reader if self.direction == RIO_IN else reg.writer
-        if slot is not None and slot is not task:
+        reg = reactor.park(self.fd, self.direction, task, not self.owned, self.fileobj)
+        if reg is None:
             what = "readable" if self.direction == RIO_IN else "writable"
             raise BusyResourceError(
                 f"another task is already waiting for fd {self.fd} to become {what}")
-        reg.fired &= ~self.direction
-        if self.direction == RIO_IN:
-            reg.reader = task
-        else:
-            reg.writer = task
-        reactor.add_interest(reg, not self.owned)
         self.reg = reg
+        self.generation = reg.generation
         self.task = task
         return PENDING_
 
@@ -97,26 +93,16 @@ cdef class IoWait(Future):
         if reg is None:
             return 0
         self.reg = None
-        if self.direction == RIO_IN:
-            if reg.reader is self.task:
-                reg.reader = None
-        elif reg.writer is self.task:
-            reg.writer = None
-        reg.fired &= ~self.direction
-        self.task = None
         rt = current_runtime_or_none()
-        if rt is not None and not reg.closed:
-            rt.reactor.sync_interest(reg)
+        if rt is not None:
+            rt.reactor.unpark(reg, self.generation, self.direction, self.task)
+        self.task = None
         return 0
 
     def throw(self, typ, val=None, tb=None):
         self.leave()
         self.drop_bridge()
-        if val is None:
-            if isinstance(typ, BaseException):
-                raise typ
-            raise typ()
-        raise val
+        reraise(typ, val, tb)
 
     def close(self):
         self.leave()
@@ -144,19 +130,25 @@ cdef int adopt_fd(int fd) except -1:
     forget whatever a previous, plainly closed fd with this number left in the
     reactor, so the owned fast path never trusts stale kernel interest."""
     cdef Runtime rt = current_runtime_or_none()
-    if rt is not None and fd in rt.reactor.registrations:
-        rt.reactor.forget(fd)
+    if rt is not None:
+        rt.reactor.adopt(fd)
     return 0
 
 
 def wait_readable(fd_or_socket):
     """Wait until the fd (or socket) is readable. Awaitable."""
-    return wait_fd(fileno_of(fd_or_socket), RIO_IN, FD_FOREIGN)
+    cdef IoWait wait = wait_fd(fileno_of(fd_or_socket), RIO_IN, FD_FOREIGN)
+    if not isinstance(fd_or_socket, int):
+        wait.fileobj = fd_or_socket
+    return wait
 
 
 def wait_writable(fd_or_socket):
     """Wait until the fd (or socket) is writable. Awaitable."""
-    return wait_fd(fileno_of(fd_or_socket), RIO_OUT, FD_FOREIGN)
+    cdef IoWait wait = wait_fd(fileno_of(fd_or_socket), RIO_OUT, FD_FOREIGN)
+    if not isinstance(fd_or_socket, int):
+        wait.fileobj = fd_or_socket
+    return wait
 
 
 def notify_closing(fd_or_socket):
@@ -164,16 +156,5 @@ def notify_closing(fd_or_socket):
     ClosedResourceError at once and the reactor forgets the fd."""
     cdef int fd = fileno_of(fd_or_socket)
     cdef Runtime rt = current_runtime_or_none()
-    cdef Registration reg
-    if rt is None:
-        return
-    reg = rt.reactor.registrations.get(fd)
-    if reg is None:
-        return
-    reader, writer = reg.reader, reg.writer
-    reg.reader = None
-    reg.writer = None
-    rt.reactor.forget(fd)
-    for waiter in (reader, writer):
-        if type(waiter) is Task:
-            wake_task(<Task>waiter)
+    if rt is not None:
+        rt.reactor.close_fd(fd)

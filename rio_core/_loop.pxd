@@ -1,19 +1,25 @@
 # cython: language_level=3
 from rio_core._runtime cimport Runtime
-from rio_core._timers cimport Handle, TimerHandle
+from libc.stdint cimport uint32_t
+
+from rio_core._handle cimport Handle
+from rio_core._time cimport TimerHandle
 
 
 cdef class LoopCore(Runtime):
     cdef bint closed_flag           # asyncio's loop._closed
     cdef bint debug_flag            # asyncio's loop._debug
     cdef double slow_seconds        # asyncio's loop.slow_callback_duration
+    # asyncio's loop._stopping: stop() was called; run_forever returns after
+    # the current tick (which then does not block).
+    cdef bint stopping
 
     cdef int check_closed(self) except -1
     cdef int check_call(self, object callback, str method) except -1
-    cdef Handle io_handle(self, object callback, tuple args)
-    cdef Handle set_io_handle(self, object fd, bint writable, object callback, tuple args)
-    cdef bint clear_io_handle(self, object fd, bint writable) except -1
+    cdef Handle new_handle(self, object callback, tuple args, object context, str method)
+    cdef Handle set_io_handle(self, object fileobj, uint32_t direction, object callback,
+                              tuple args)
+    cdef bint clear_io_handle(self, object fileobj, uint32_t direction) except -1
     cdef int update_slow_threshold(self) except -1
-    cdef TimerHandle schedule_at(self, double when, object callback, tuple args,
+    cdef TimerHandle schedule_at(self, object when, object callback, tuple args,
                                  object context, str method)
-cdef int fd_of(object fileobj) except -1

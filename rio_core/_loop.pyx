@@ -17,34 +17,24 @@ methods defined here (``call_soon``, ``call_at``, ``_add_reader``, ...) and
 The loop flags asyncio keeps as instance attributes (``_closed``,
 ``_debug``, ``_stopping``) are properties over C fields here, so the hot
 paths test a C int and asyncio's own code that assigns them keeps working.
+
+The run loop is here too: ``_run_until_stopping`` is ``run_forever``'s body
+(the tick in a C loop until ``stop()``), ``_run_once`` one tick of it.
 """
 
+from libc.stdint cimport int64_t, uint32_t
 from cpython.contextvars cimport PyContext_CopyCurrent
 
 from rio_core._queue cimport ring_push
-from rio_core._timers cimport Handle, TimerHandle, ACTION_CALLBACK, deadline_ns_from_seconds
-from rio_core._runtime cimport Runtime, Task
-from rio_core._reactor cimport Registration
+from rio_core._handle cimport Handle, make_handle
+from rio_core._time cimport TimerHandle, deadline_ns_of
+from rio_core._runtime cimport Runtime, Task, enter_runtime, leave_runtime
+from rio_core._reactor cimport RIO_IN, RIO_OUT
 
 from asyncio import coroutines as _coroutines
 from asyncio.format_helpers import extract_stack as _extract_stack
 from sys import _getframe
 from asyncio import Future as _Future, Task as _Task
-
-
-cdef int fd_of(object fileobj) except -1:
-    """The fd of an int or of an object with fileno(), as selectors checks it."""
-    cdef int fd
-    if isinstance(fileobj, int):
-        fd = fileobj
-    else:
-        try:
-            fd = int(fileobj.fileno())
-        except (AttributeError, TypeError, ValueError):
-            raise ValueError(f"Invalid file object: {fileobj!r}") from None
-    if fd < 0:
-        raise ValueError(f"Invalid file descriptor: {fd}")
-    return fd
 
 
 cdef class LoopCore(Runtime):
@@ -131,35 +121,30 @@ cdef class LoopCore(Runtime):
         self.stop_requested = True
 
     def call_soon(self, callback, *args, context=None):
-        cdef Handle handle
         if self.closed_flag:
             raise RuntimeError("Event loop is closed")
-        handle = Handle.__new__(Handle)
-        if self.debug_flag:
-            self.check_call(callback, "call_soon")
-            handle.source_traceback = _extract_stack(_getframe())
-        handle.callback = callback
-        handle.args = args
-        handle.context = PyContext_CopyCurrent() if context is None else context
+        handle = self.new_handle(callback, args, context, "call_soon")
         ring_push(&self.ready, handle)
         return handle
 
     def call_soon_threadsafe(self, callback, *args, context=None):
-        cdef Handle handle
         self.check_closed()
-        handle = Handle.__new__(Handle)
-        if self.debug_flag:
-            self.check_call(callback, "call_soon_threadsafe")
-            handle.source_traceback = _extract_stack(_getframe())
-        handle.callback = callback
-        handle.args = args
-        handle.context = PyContext_CopyCurrent() if context is None else context
+        handle = self.new_handle(callback, args, context, "call_soon_threadsafe")
         # Straight onto the ready queue, from any thread: a ring push makes no
         # Python call, so under the GIL it is atomic, and the handle keeps its
         # FIFO place among call_soon()s as in asyncio. A tick already running
         # takes it in the next batch (its batch size was fixed when it began).
         ring_push(&self.ready, handle)
         self.reactor.notify()
+        return handle
+
+    cdef Handle new_handle(self, object callback, tuple args, object context, str method):
+        """A one-shot handle for call_soon*; debug mode checks the callback
+        and records where the handle was made."""
+        cdef Handle handle = make_handle(callback, args, context, False)
+        if self.debug_flag:
+            self.check_call(callback, method)
+            handle.source_traceback = _extract_stack(_getframe())
         return handle
 
     def call_later(self, delay, callback, *args, context=None):
@@ -208,24 +193,21 @@ cdef class LoopCore(Runtime):
             raise TypeError("when cannot be None")
         return self.schedule_at(when, callback, args, context, "call_at")
 
-    cdef TimerHandle schedule_at(self, double when, object callback, tuple args,
+    cdef TimerHandle schedule_at(self, object when, object callback, tuple args,
                                  object context, str method):
-        """call_at and call_later: one TimerHandle on the engine's timer heap."""
+        """call_at and call_later: one callback timer on the engine's time driver."""
         cdef TimerHandle handle
+        cdef int64_t deadline_ns
         self.check_closed()
-        handle = TimerHandle.__new__(TimerHandle)
         if self.debug_flag:
             self.check_call(callback, method)
-            handle.source_traceback = _extract_stack(_getframe())
-        if when != when:
-            raise ValueError("when must not be NaN")
+        deadline_ns = deadline_ns_of(when, "when")
+        handle = self.time_driver.arm_callback(
+            deadline_ns, callback, args,
+            PyContext_CopyCurrent() if context is None else context)
         handle.when_seconds = when
-        handle.action = ACTION_CALLBACK
-        handle.deadline_ns = deadline_ns_from_seconds(when)
-        handle.callback = callback
-        handle.args = args
-        handle.context = PyContext_CopyCurrent() if context is None else context
-        self.timers.push(handle)
+        if self.debug_flag:
+            handle.source_traceback = _extract_stack(_getframe())
         return handle
 
     def _timer_handle_cancelled(self, handle):
@@ -240,111 +222,102 @@ cdef class LoopCore(Runtime):
     def _add_callback_signalsafe(self, handle):
         """From a Python signal handler: the inject list and the wake-up fd,
         exactly as a wake from another thread."""
-        cdef Handle wrapper
         if handle._cancelled:
             return
-        wrapper = self.io_handle(handle._run, ())
-        wrapper.persistent = False
-        self.inject.append(wrapper)
+        self.inject.append(make_handle(handle._run, (), None, False))
         self.reactor.notify()
 
     # ---- readers and writers (persistent handles in the reactor)
 
-    cdef Handle io_handle(self, object callback, tuple args):
-        cdef Handle handle = Handle.__new__(Handle)
-        handle.callback = callback
-        handle.args = args
-        handle.context = PyContext_CopyCurrent()
-        handle.persistent = True
-        return handle
-
-    cdef Handle set_io_handle(self, object fd, bint writable, object callback, tuple args):
-        """Make a persistent handle the reader (or writer) of ``fd``."""
-        cdef Registration reg
-        cdef Handle handle
-        cdef int fdno
+    cdef Handle set_io_handle(self, object fileobj, uint32_t direction, object callback,
+                              tuple args):
+        """Make a persistent handle the reader (RIO_IN) or writer (RIO_OUT) of
+        ``fileobj`` (an fd or an object with fileno())."""
+        cdef Handle handle, old
         self.check_closed()
-        fdno = fd_of(fd)
-        handle = self.io_handle(callback, args)
-        reg = self.reactor.registration(fdno)
-        old = reg.writer if writable else reg.reader
-        if type(old) is Task:
-            what = "writing" if writable else "reading"
-            raise RuntimeError(f"fd {fdno} is already awaited for {what} by a rio task")
-        if writable:
-            reg.writer = handle
-        else:
-            reg.reader = handle
-        try:
-            self.reactor.add_interest(reg)
-        except BaseException:
-            if writable:                # leave no phantom waiter behind
-                reg.writer = old
-            else:
-                reg.reader = old
-            self.reactor.sync_interest(reg)
-            raise
+        handle = make_handle(callback, args, None, True)
+        old = self.reactor.set_handle(fileobj, direction, handle)
         if old is not None:
             old.cancel()
         return handle
 
-    cdef bint clear_io_handle(self, object fd, bint writable) except -1:
-        """Remove the reader (or writer) handle of ``fd``; False if there was none."""
-        cdef Registration reg
+    cdef bint clear_io_handle(self, object fileobj, uint32_t direction) except -1:
+        """Remove the reader (or writer) handle of ``fileobj``; False if there was
+        none. A closed socket object is found by identity, as selectors does."""
+        cdef Handle old
         if self.closed_flag:
             return False
-        reg = self.reactor.registrations.get(fd_of(fd))
-        if reg is None:
+        old = self.reactor.clear_handle(fileobj, direction)
+        if old is None:
             return False
-        old = reg.writer if writable else reg.reader
-        if old is None or type(old) is Task:
-            return False
-        if writable:
-            reg.writer = None
-        else:
-            reg.reader = None
-        self.reactor.sync_interest(reg)
         old.cancel()
         return True
 
     def _add_reader(self, fd, callback, *args):
-        return self.set_io_handle(fd, False, callback, args)
+        return self.set_io_handle(fd, RIO_IN, callback, args)
 
     def _add_writer(self, fd, callback, *args):
-        return self.set_io_handle(fd, True, callback, args)
+        return self.set_io_handle(fd, RIO_OUT, callback, args)
 
     def _remove_reader(self, fd):
-        return self.clear_io_handle(fd, False)
+        return self.clear_io_handle(fd, RIO_IN)
 
     def _remove_writer(self, fd):
-        return self.clear_io_handle(fd, True)
+        return self.clear_io_handle(fd, RIO_OUT)
 
     def _rio_interest(self, fd):
         """``(events, reader, writer)`` for ``loop._selector``'s view of ``fd``:
         selectors.EVENT_READ (1) / EVENT_WRITE (2) bits of whoever waits on it
         (asyncio reader/writer handles or native tasks) and its asyncio handles;
         None when nobody waits."""
-        cdef Registration reg
+        cdef tuple interest
         if self.closed_flag:
             return None
-        reg = self.reactor.registrations.get(fd)
-        if reg is None or (reg.reader is None and reg.writer is None):
+        interest = self.reactor.interest(fd)
+        if interest is None:
             return None
-        return ((1 if reg.reader is not None else 0) | (2 if reg.writer is not None else 0),
-                reg.reader if isinstance(reg.reader, Handle) else None,
-                reg.writer if isinstance(reg.writer, Handle) else None)
+        directions, reader, writer = interest
+        return ((1 if directions & RIO_IN else 0) | (2 if directions & RIO_OUT else 0),
+                reader, writer)
 
     def _rio_watched_fds(self):
         """The fds somebody waits on (``loop._selector.get_map()``)."""
-        cdef Registration reg
-        cdef list fds = []
         if self.closed_flag:
-            return fds
-        for reg in self.reactor.registrations.values():
-            if reg.reader is not None or reg.writer is not None:
-                fds.append(reg.fd)
-        return fds
+            return []
+        return self.reactor.watched_fds()
 
     def _rio_clear(self):
         """Drop every queued callback and timer (the loop is closing)."""
         Runtime.close(self)
+
+    # ---- the run loop
+
+    def _run_until_stopping(self):
+        """Tick until ``stopping`` is set (the asyncio door's run_forever body,
+        with the loop in C instead of a Python call per tick)."""
+        cdef Runtime previous = enter_runtime(self)
+        try:
+            # asyncio's iterations poll I/O first, a tick polls last: poll once
+            # now, so the first tick runs what is ready, as asyncio's first
+            # iteration does. It matters when that tick is the only one: stop()
+            # before run_forever(), or run_until_complete() of a done future.
+            self.poll_io_now()
+            while True:
+                self.stop_requested = self.stopping
+                self.tick()
+                self.raise_pending_base_exc()
+                if self.stopping:
+                    break
+        finally:
+            leave_runtime(previous)
+
+    def _run_once(self):
+        """One tick as this thread's current runtime (asyncio's run_forever
+        calls this in a loop). Never blocks once ``stopping``."""
+        cdef Runtime previous = enter_runtime(self)
+        try:
+            self.stop_requested = self.stopping
+            self.tick()
+            self.raise_pending_base_exc()
+        finally:
+            leave_runtime(previous)

@@ -45,7 +45,7 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, 
 from rio_core._io cimport wait_fd, adopt_fd, FD_OWNED, FD_FOREIGN
 from rio_core._reactor cimport RIO_IN, RIO_OUT
 from rio_core._io import ClosedResourceError, notify_closing
-from rio_core._runtime import sleep
+from rio_core._future import sleep
 from rio_core._blocking import spawn_blocking
 
 cdef extern from "rio_net.h" nogil:

@@ -1,6 +1,9 @@
 # cython: language_level=3
 from libc.stdint cimport uint32_t
 
+from rio_core._queue cimport Ring
+from rio_core._handle cimport Handle, Wakeable
+
 
 cdef extern from "rio_poll.h" nogil:
     const char *RIO_BACKEND
@@ -24,22 +27,37 @@ cdef extern from "rio_poll.h" nogil:
     int rio_close(int fd)
 
 
-cdef class Registration:
-    """Interest in one fd: at most one reader and one writer.
+cdef enum WaitOutcome:
+    WAIT_PARKED     # the task holds its slot; the poller watches the fd
+    WAIT_FIRED      # readiness arrived for the task; the slot is free again
+    WAIT_CLOSED     # the fd was closed (notify_closing, or found stale) while waited on
 
-    A reader/writer that is a Task is one-shot: the reactor clears it, sets
-    the matching bit in ``fired`` and wakes the task. Any other object (an
-    asyncio Handle) stays until removed and is queued on every event.
+
+cdef class Registration:
+    """Interest in one fd: per direction, at most one waiter, either a parked
+    task (one-shot) or a persistent asyncio handle. Only the Reactor touches it.
+
+    One object per fd number for the reactor's whole life: the poller holds
+    a pointer to it, and a kernel entry can outlive our knowledge of it (a
+    closed fd whose file another descriptor keeps open), so it is never freed
+    while the reactor lives. Forgetting an fd bumps ``generation`` instead.
+    Invariant: per direction at most one of ``*_task`` and ``*_handle`` is set.
     Invariant: ``kernel_events`` is what the OS poller holds for ``fd``; it
-    covers the waiters' bits and may hold more until an event finds no waiter.
+    covers the waiters' directions and may hold more until an event finds no
+    waiter (interest is dropped lazily).
     """
     cdef readonly int fd
+    cdef object fileobj            # what waiters registered with (found by identity after close)
     cdef uint32_t kernel_events
-    cdef public uint32_t fired
-    cdef public bint closed
-    cdef public object reader
-    cdef public object writer
+    cdef uint32_t fired            # directions that fired for a task not yet re-polled
+    cdef unsigned int generation   # bumped when the fd is forgotten (closed): older waits fail
+    cdef Wakeable reader_task
+    cdef Wakeable writer_task
+    cdef Handle reader_handle
+    cdef Handle writer_handle
+
     cdef uint32_t wanted(self) noexcept
+    cdef bint occupied(self, uint32_t direction) noexcept
 
 
 cdef class Reactor:
@@ -51,18 +69,37 @@ cdef class Reactor:
     cdef bint wake_pending
     cdef rio_event *events
     cdef int max_events
-    cdef readonly int nready           # events filled by the last poll()
-    cdef dict registrations            # fd -> Registration
+    cdef dict registrations            # fd -> Registration, kept (see Registration)
+    # Invariant: watched == number of registrations with kernel_events != 0.
+    cdef Py_ssize_t watched
     cdef readonly Py_ssize_t waits     # polls made (blocking or not)
 
-    cdef int poll(self, int timeout_ms) except -1
-    cdef Registration ready_registration(self, int i)
-    cdef uint32_t ready_events(self, int i) noexcept
+    # the driver: wait and turn events into wakes and queued handles
+    cdef int turn(self, int timeout_ms, Ring *ready) except -1
     cdef int notify(self) except -1
-    cdef Registration registration(self, int fd)
-    cdef int add_interest(self, Registration reg, bint revalidate=*) except -1
-    cdef int sync_interest(self, Registration reg) except -1
-    cdef int drop_interest(self, Registration reg, uint32_t directions) except -1
+    cdef bint has_registrations(self) noexcept
+    # parked tasks (rio_core._io)
+    cdef Registration park(self, int fd, uint32_t direction, Wakeable task, bint revalidate,
+                           object fileobj)
+    cdef WaitOutcome repoll(self, Registration reg, unsigned int generation, uint32_t direction,
+                            Wakeable task) except *
+    cdef int unpark(self, Registration reg, unsigned int generation, uint32_t direction,
+                    Wakeable task) except -1
+    cdef int close_fd(self, int fd) except -1
+    cdef int adopt(self, int fd) except -1
+    # persistent handles (the asyncio door)
+    cdef Handle set_handle(self, object fileobj, uint32_t direction, Handle handle)
+    cdef Handle clear_handle(self, object fileobj, uint32_t direction)
+    cdef tuple interest(self, int fd)
+    cdef list watched_fds(self)
+    # interest policy (internal)
+    cdef Registration registration_for(self, int fd, object fileobj)
+    cdef Registration find(self, object fileobj)
+    cdef int watch(self, Registration reg, bint revalidate) except -1
     cdef int set_interest(self, Registration reg, uint32_t want) except -1
-    cdef int forget(self, int fd) except -1
+    cdef int set_kernel_events(self, Registration reg, uint32_t events) noexcept
+    cdef int discard(self, Registration reg) except -1
     cdef int close(self) except -1
+
+
+cdef int fileobj_fd(object fileobj) except -1

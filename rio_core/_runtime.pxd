@@ -2,14 +2,20 @@
 from libc.stdint cimport int64_t, uint64_t
 from cpython.object cimport PyObject
 
-from rio_core._queue cimport Ring
-from rio_core._timers cimport TimerHeap, TimerHandle
+from rio_core._queue cimport Ring, ring_push
+from rio_core._handle cimport Wakeable
+from rio_core._time cimport TimeDriver
 from rio_core._reactor cimport Reactor
+
+cdef extern from "rio.h":
+    bint RIO_DEBUG_ENABLED
+    void rio_debug_check(bint condition, const char *message) noexcept
 
 
 cdef enum TaskState:
-    # Who may change it: only the runtime's own thread (other threads append
-    # to Runtime.inject and the runtime applies the wake).
+    # Who may change it: only the runtime's own thread, and only through the
+    # transition functions below (other threads append to Runtime.inject and
+    # the runtime applies the wake).
     TASK_IDLE        # parked: waits for a wake; in no queue
     TASK_SCHEDULED   # in the ready queue exactly once
     TASK_RUNNING     # being stepped right now
@@ -24,14 +30,20 @@ cdef enum TaskOutcome:
     OUTCOME_CANCELLED   # raised CancelledError; result_value is that exception
 
 
+cdef enum NextStep:
+    # What a transition asks of its caller.
+    DO_NOTHING          # the task is where it belongs
+    SUBMIT              # the task is SCHEDULED now: push it on the ready queue
+
+
 cdef class Runtime
 
 
-cdef class Task:
+cdef class Task(Wakeable):
     cdef Runtime rt                 # None once done (breaks the rt <-> task cycle)
     cdef object coro                # None once done (frees the frame)
     cdef object context             # the contextvars.Context the task runs in
-    cdef TaskState state
+    cdef TaskState state            # Invariant: changed only by the transitions below
     cdef TaskOutcome outcome
     cdef object result_value
     cdef object name_
@@ -54,6 +66,57 @@ cdef class Task:
     cdef object __weakref__
 
     cdef Context get_cx(self)
+    cdef int wake(self) except -1
+
+
+# ---- task transitions: every change of Task.state is one of these (the table
+# is in the opening note of _runtime.pyx). Each checks its precondition in a
+# RIO_DEBUG=1 build.
+
+cdef inline NextStep transition_to_scheduled(Task task) noexcept:
+    """Spawned, or the step yielded (a bare yield): queue it at the back."""
+    rio_debug_check(task.state == TASK_IDLE or task.state == TASK_RUNNING
+                    or task.state == TASK_NOTIFIED,
+                    "transition_to_scheduled: the task is queued or done")
+    task.state = TASK_SCHEDULED
+    return SUBMIT
+
+
+cdef inline NextStep transition_to_running(Task task) noexcept:
+    """Popped off the ready queue to be stepped."""
+    rio_debug_check(task.state == TASK_SCHEDULED, "transition_to_running: not scheduled")
+    task.state = TASK_RUNNING
+    return DO_NOTHING
+
+
+cdef inline NextStep transition_to_idle(Task task) noexcept:
+    """The step parked: IDLE, or SCHEDULED again when it was woken meanwhile."""
+    rio_debug_check(task.state == TASK_RUNNING or task.state == TASK_NOTIFIED,
+                    "transition_to_idle: not running")
+    if task.state == TASK_NOTIFIED:
+        task.state = TASK_SCHEDULED
+        return SUBMIT
+    task.state = TASK_IDLE
+    return DO_NOTHING
+
+
+cdef inline NextStep transition_to_notified(Task task) noexcept:
+    """A wake (on the runtime's thread): only a parked task is queued; a
+    running one is marked to be re-queued; any other state stays."""
+    if task.state == TASK_IDLE:
+        task.state = TASK_SCHEDULED
+        return SUBMIT
+    if task.state == TASK_RUNNING:
+        task.state = TASK_NOTIFIED
+    return DO_NOTHING
+
+
+cdef inline NextStep transition_to_complete(Task task) noexcept:
+    """The coroutine returned or raised."""
+    rio_debug_check(task.state == TASK_RUNNING or task.state == TASK_NOTIFIED,
+                    "transition_to_complete: not running")
+    task.state = TASK_DONE
+    return DO_NOTHING
 
 
 cdef class Waker:
@@ -68,26 +131,12 @@ cdef class Ready:
     cdef readonly object value
 
 
-cdef class Future:
-    cdef Task bridge                # the hidden rio task polling us for an asyncio awaiter
-    cdef object _poll(self, Task task)
-    cdef int drop_bridge(self) except -1
-
-
-cdef class Sleep(Future):
-    cdef readonly int64_t deadline_ns
-    cdef TimerHandle timer
-    cdef int disarm(self) except -1
-
-
 cdef class Runtime:
     cdef Ring ready                 # the ready queue: Tasks and Handles
-    cdef TimerHeap timers
+    cdef TimeDriver time_driver
     cdef Reactor reactor
-    cdef list inject                # wakes from other threads, drained each tick
+    cdef list inject                # wakes and handles from other threads, drained each tick
     cdef bint running
-    cdef bint autojump
-    cdef int64_t clock_offset_ns    # the autojump clock's lead over CLOCK_MONOTONIC
     cdef int64_t last_io_poll_ns
     cdef PyObject *live_head        # intrusive list of live tasks
     cdef readonly Py_ssize_t tasks_alive
@@ -95,39 +144,45 @@ cdef class Runtime:
     cdef readonly uint64_t ticks
     cdef object pending_base_exc    # KeyboardInterrupt/SystemExit raised by a task
     # Invariant: stop_requested is set when the main task finishes (or every task
-    # has during shutdown); the tick then never blocks in the reactor.
+    # has during shutdown), or the asyncio door's loop stops; the tick then never
+    # blocks in the reactor.
     cdef Task main
     cdef bint stop_requested
-    cdef bint stopping              # the asyncio door's loop.stop() was called
     cdef public object exception_handler
     # Debug mode: entries running longer than slow_ns are reported to slow_hook
-    # (callable(entry_or_callback, seconds)); 0 disables the timing entirely.
+    # (callable(entry, callback, args, seconds)); 0 disables the timing entirely.
     cdef int64_t slow_ns
     cdef object slow_hook
 
     cdef int64_t now_ns(self) noexcept
     cdef Task spawn_task(self, object coro, object name)
     cdef int schedule(self, Task task) except -1
-    cdef int wake(self, Task task) except -1
     cdef int step(self, Task task) except -1
     cdef tuple throw_into(self, Task task)
+    cdef int finish(self, Task task, TaskOutcome outcome, object value) except -1
     cdef list live_tasks(self)
     cdef int shutdown_tasks(self) except -1
-    cdef int finish(self, Task task, TaskOutcome outcome, object value) except -1
+    # the tick and its steps
     cdef int tick(self) except -1
-    cdef int run_entry(self, object entry) except -1
+    cdef int apply_injected(self) except -1
+    cdef int run_batch(self, Py_ssize_t n) except -1
     cdef int run_batch_timed(self, Py_ssize_t n) except -1
-    cdef int poll_reactor(self) except -1
+    cdef int run_entry(self, object entry) except -1
+    cdef int turn_reactor(self) except -1
     cdef int poll_io_now(self) except -1
-    cdef int dispatch_io(self) except -1
+    cdef int raise_pending_base_exc(self) except -1
+    cdef int enter(self) except -1
     cdef int run_until_done(self, Task main) except -1
     cdef int report_handle_error(self, object handle, object exc) except -1
-    cdef TimerHandle add_timer(self, int64_t deadline_ns, object target, object callback,
-                               tuple args, object context)
 
 
 cdef int wake_task(Task task) except -1
 cdef Task current_task_or_none()
-cdef object PENDING_
 cdef Runtime current_runtime_or_none()
+cdef Runtime enter_runtime(Runtime rt)
+cdef void leave_runtime(Runtime previous) noexcept
+cdef int64_t current_clock_ns() noexcept
+cdef object PENDING_
 cdef Ready READY_NONE
+cdef object reraise(object typ, object val, object tb)
+cdef object asyncio_join_future(Task task)

@@ -1,36 +1,49 @@
 # cython: language_level=3
-"""The scheduler: runtime, tasks, wakers, leaf futures and the tick.
+"""The scheduler: tasks, wakers, the ready queue and the tick.
 
 Design note
 -----------
 One way to suspend: a task's coroutine parks by yielding ``PENDING`` out of a
-leaf future's ``__next__``; everything that blocks (Sleep, join, custom
-futures, later the reactor) goes through that single trap. A bare ``yield``
-(``None``) means "yield now": re-queue at the back.
+leaf future's ``__next__`` (rio_core._future); everything that blocks (sleep,
+join, I/O readiness, custom futures) goes through that single trap. A bare
+``yield`` (``None``) means "yield now": re-queue at the back. An asyncio
+future (``_asyncio_future_blocking``) parks the task until its done-callback
+wakes it.
 
 The waker is a view of the task, not data stored in it: ``cx.waker`` is one
-small object per task, made on first use, and ``wake()`` is this state
-transition (``TaskState`` in the .pxd):
+small object per task, made on first use, and ``wake()`` is a state
+transition. Every change of ``Task.state`` is one of the transition functions
+in ``_runtime.pxd``; this is their table:
 
-    IDLE       -> SCHEDULED, pushed on the ready queue
-    SCHEDULED  -> unchanged (no double enqueue)
-    RUNNING    -> NOTIFIED: the step re-queues the task if it parks
-    NOTIFIED   -> unchanged
-    DONE       -> unchanged (a late wake does nothing)
+    transition_to_scheduled  spawned (IDLE), or yielded (RUNNING/NOTIFIED)
+                             -> SCHEDULED; the caller pushes it (SUBMIT)
+    transition_to_running    SCHEDULED -> RUNNING, popped to be stepped
+    transition_to_idle       the step parked: RUNNING -> IDLE, or
+                             NOTIFIED -> SCHEDULED (SUBMIT: woken meanwhile)
+    transition_to_notified   the wake: IDLE -> SCHEDULED (SUBMIT);
+                             RUNNING -> NOTIFIED; SCHEDULED, NOTIFIED and
+                             DONE unchanged (no double enqueue, late wakes
+                             do nothing)
+    transition_to_complete   RUNNING/NOTIFIED -> DONE
 
 Wakes from another thread are appended to ``Runtime.inject`` (a list append is
 atomic under the GIL) and the reactor's self-pipe is written once, so a
 runtime blocked in epoll wakes at once. The runtime applies them at the start
 of the next tick.
 
-A tick (``Runtime.tick``):
-  1. apply injected wakes;
-  2. move due timers to the ready queue (wake their task or queue their handle);
-  3. run exactly the entries that were ready when the tick began (fairness:
-     a task that re-queues itself runs again only in the next tick);
-  4. poll the reactor: block until the next deadline when nothing is ready;
-     otherwise poll without blocking, only when fds are registered and at
-     most every IO_POLL_INTERVAL_NS or IO_POLL_EVERY_TICKS ticks.
+A tick (``Runtime.tick``) is four calls, each into the subsystem that owns
+the step:
+  1. ``apply_injected()``: wakes and handles from other threads;
+  2. ``time.fire_due(&ready)``: the time driver wakes the waiters of due
+     timers and queues their handles (rio_core._time);
+  3. ``run_batch(n)``: run exactly the entries that were ready when the tick
+     began (fairness: a task that re-queues itself runs again only in the
+     next tick);
+  4. ``turn_reactor()``: the reactor waits and turns readiness into wakes and
+     queued handles (rio_core._reactor). It blocks until the next deadline
+     when nothing is ready; otherwise it polls without blocking, only when
+     fds are watched and at most every IO_POLL_INTERVAL_NS or
+     IO_POLL_EVERY_TICKS ticks.
 
 Task stepping resumes the coroutine with ``PyIter_Send`` inside the task's
 ``contextvars`` context (PyContext_Enter/Exit: no Context.run call, no bound
@@ -45,28 +58,23 @@ live tasks (hashing per spawn: an intrusive list is O(1) with no allocation).
 
 cimport cython
 from libc.stdint cimport int64_t, uint64_t
-from libc.math cimport isnan
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
 from cpython.exc cimport PyErr_CheckSignals
 
 from rio_core._queue cimport ring_init, ring_push, ring_pop, ring_clear
-from rio_core._timers cimport (
-    Handle, TimerHandle, TimerHeap, TIMER_ARMED, TIMER_FIRED, ACTION_WAKE, ACTION_CALLBACK,
-    DEADLINE_NEVER_NS, deadline_ns_from_seconds,
-)
-from rio_core._reactor cimport Reactor, Registration, RIO_IN, RIO_OUT, RIO_ERR, RIO_HUP
+from rio_core._handle cimport Handle, Wakeable
+from rio_core._time cimport TimeDriver, deadline_ns_of
 
 import sys
-import signal as _signal
-import threading as _threading
 from asyncio import CancelledError, InvalidStateError
 from collections.abc import Coroutine as _AbcCoroutine
 from asyncio.events import _get_running_loop
 
+from rio_core._process import SigintGuard, at_fork_in_child
+
 cdef extern from "rio.h":
-    bint RIO_DEBUG_ENABLED
     int64_t rio_monotonic_ns() nogil
     void *rio_get_current_runtime() noexcept
     void rio_set_current_runtime(void *rt) noexcept
@@ -82,7 +90,6 @@ cdef extern from "Python.h":
         PYGEN_NEXT
     PySendResult PyIter_Send(object iter, object arg, PyObject **presult) noexcept
     bint PyCoro_CheckExact(object obj) noexcept
-    Py_ssize_t PyDict_GET_SIZE(object d) noexcept
 
 # Reactor cadence while work is ready (see the tick in the design note).
 # Bound: a readable fd is seen within one tick plus this interval, and within
@@ -93,10 +100,11 @@ cdef enum IoPollCadence:
 
 cdef uint64_t next_task_id = 1
 
-# Debug-build leak counters (rio_core.debug_counters()).
+# Debug-build leak counter (rio_core.debug_counters()).
 cdef Py_ssize_t live_tasks_count = 0
-cdef Py_ssize_t live_sleeps_count = 0
 
+
+# --------------------------------------------------------------------------- the trap
 
 @cython.final
 cdef class _Pending:
@@ -129,6 +137,17 @@ cdef class Ready:
 
 
 cdef Ready READY_NONE = Ready(None)
+
+
+cdef object reraise(object typ, object val, object tb):
+    """Raise what a coroutine's ``throw(typ, val, tb)`` was given."""
+    if val is None:
+        if isinstance(typ, BaseException):
+            raise typ
+        raise typ()
+    if tb is not None:
+        raise val.with_traceback(tb)
+    raise val
 
 
 # --------------------------------------------------------------------------- wakers
@@ -183,8 +202,30 @@ cdef Runtime current_runtime_or_none():
     return <Runtime>p
 
 
+cdef Runtime enter_runtime(Runtime rt):
+    """Make ``rt`` this thread's running runtime; returns the one to restore
+    with leave_runtime (None, or ``rt`` itself when re-entered)."""
+    cdef void *previous = rio_get_current_runtime()
+    if previous != NULL and previous != <void *>rt:
+        raise RuntimeError("another rio runtime is running in this thread")
+    rio_set_current_runtime(<void *>rt)
+    return <Runtime>previous if previous != NULL else None
+
+
+cdef void leave_runtime(Runtime previous) noexcept:
+    rio_set_current_runtime(<void *>previous if previous is not None else NULL)
+
+
+cdef int64_t current_clock_ns() noexcept:
+    """The running runtime's clock, or CLOCK_MONOTONIC outside one."""
+    cdef Runtime rt = current_runtime_or_none()
+    if rt is not None:
+        return rt.time_driver.now_ns()
+    return rio_monotonic_ns()
+
+
 cdef int wake_task(Task task) except -1:
-    """The wake transition, from any thread."""
+    """The wake, from any thread."""
     cdef Runtime rt = task.rt
     if rt is None or task.state == TASK_DONE:
         return 0
@@ -197,6 +238,9 @@ cdef int wake_task(Task task) except -1:
 
 
 # --------------------------------------------------------------------------- tasks
+
+cdef tuple STATE_NAMES = ("IDLE", "SCHEDULED", "RUNNING", "NOTIFIED", "DONE")
+
 
 cdef object _never_retrieved_hook_args(Task task):
     exc = task.result_value
@@ -226,7 +270,7 @@ cdef int report_unraisable(object info) except -1:
 
 
 @cython.final
-cdef class Task:
+cdef class Task(Wakeable):
     """A spawned coroutine. Await it to join: you get its result or its exception."""
 
     def __cinit__(self):
@@ -247,6 +291,9 @@ cdef class Task:
         if (self.outcome == OUTCOME_EXCEPTION and not self.exception_retrieved):
             self.exception_retrieved = True
             report_unraisable(_never_retrieved_hook_args(self))
+
+    cdef int wake(self) except -1:
+        return wake_task(self)
 
     cdef Context get_cx(self):
         cdef Waker waker
@@ -360,9 +407,14 @@ cdef class Task:
         self.done_callbacks = [cb for cb in self.done_callbacks if cb != fn]
         return before - len(self.done_callbacks)
 
+    @property
+    def _state(self):
+        """The scheduler's state of the task: IDLE, SCHEDULED, RUNNING, NOTIFIED or DONE."""
+        return STATE_NAMES[<int>self.state]
+
     def __repr__(self):
         if self.state != TASK_DONE:
-            state = ("idle", "scheduled", "running", "running")[<int>self.state]
+            state = STATE_NAMES[<int>self.state].lower()
         elif self.outcome == OUTCOME_CANCELLED:
             state = "cancelled"
         elif self.outcome == OUTCOME_EXCEPTION:
@@ -413,7 +465,7 @@ cdef class Task:
                 self.join_waiters.remove(cur)
             except ValueError:
                 pass
-        _reraise(typ, val, tb)
+        reraise(typ, val, tb)
 
     def close(self):
         cdef Task cur = current_task_or_none()
@@ -457,280 +509,43 @@ def _set_if_pending(future):
         future.set_result(None)
 
 
-cdef object _reraise(typ, val, tb):
-    if val is None:
-        if isinstance(typ, BaseException):
-            raise typ
-        raise typ()
-    if tb is not None:
-        raise val.with_traceback(tb)
-    raise val
-
-
-# --------------------------------------------------------------------------- leaf futures
-
-cdef class Future:
-    """Base class for leaf futures: implement ``poll(cx)`` returning
-    ``Ready(value)`` or ``PENDING``; keep ``cx.waker`` and wake it when
-    the future may have become ready.
-
-    A Future is its own awaitable iterator: awaiting it polls it.
-    """
-
-    def poll(self, cx):
-        raise NotImplementedError(f"{type(self).__name__} must implement poll(cx)")
-
-    cdef object _poll(self, Task task):
-        return self.poll(task.get_cx())
-
-    def __await__(self):
-        return self
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        cdef Task task = current_task_or_none()
-        cdef Task bridge
-        cdef Runtime rt
-        if task is None:
-            # awaited by asyncio code on rio's loop: a hidden rio task polls us
-            bridge = self.bridge
-            if bridge is None:
-                rt = current_runtime_or_none()
-                if rt is None:
-                    raise RuntimeError(
-                        f"{type(self).__name__} can only be awaited inside a rio task "
-                        "or on a running rio event loop")
-                bridge = rt.spawn_task(_await_it(self), None)
-                self.bridge = bridge
-            if bridge.state != TASK_DONE:
-                return asyncio_join_future(bridge)
-            self.bridge = None
-            value = bridge.result()
-            if value is not None:
-                rio_set_stop_value(value)
-            raise StopIteration
-        r = self._poll(task)
-        if r is PENDING_:
-            return PENDING_
-        if type(r) is Ready:
-            if (<Ready>r).value is not None:
-                rio_set_stop_value((<Ready>r).value)
-            raise StopIteration     # returns NULL with the value set above
-        raise TypeError(
-            f"{type(self).__name__}.poll() must return rio_rt.Ready(value) or "
-            f"rio_rt.PENDING, got {r!r}")
-
-    def send(self, value):
-        return self.__next__()
-
-    def throw(self, typ, val=None, tb=None):
-        self.drop_bridge()
-        _reraise(typ, val, tb)
-
-    def close(self):
-        self.drop_bridge()
-
-    cdef int drop_bridge(self) except -1:
-        """The asyncio awaiter went away: stop the hidden task polling us."""
-        cdef Task bridge = self.bridge
-        if bridge is not None:
-            self.bridge = None
-            bridge.cancel()
-        return 0
-
-
-cdef int64_t seconds_to_ns(object seconds, str what) except? -1:
-    cdef double s
-    try:
-        s = seconds
-    except TypeError:
-        raise TypeError(f"{what} must be a number of seconds, "
-                        f"got {type(seconds).__name__} {seconds!r}") from None
-    if isnan(s):
-        raise ValueError(f"{what} must not be NaN")
-    return deadline_ns_from_seconds(s)
-
-
-cdef int64_t clock_now_ns() noexcept:
-    cdef Runtime rt = current_runtime_or_none()
-    if rt is not None:
-        return rt.now_ns()
-    return rio_monotonic_ns()
-
-
-cdef class Sleep(Future):
-    """A leaf future ready ``seconds`` after it was created.
-
-    Cancellation-safe: when the awaiting task is cancelled (or the await is
-    abandoned) the timer entry is cancelled, so nothing wakes the task later.
-    """
-
-    def __cinit__(self):
-        if RIO_DEBUG_ENABLED:
-            global live_sleeps_count
-            live_sleeps_count += 1
-
-    def __dealloc__(self):
-        if RIO_DEBUG_ENABLED:
-            global live_sleeps_count
-            live_sleeps_count -= 1
-
-    def __init__(self, seconds):
-        cdef int64_t delta = seconds_to_ns(seconds, "seconds")
-        self.deadline_ns = clock_now_ns() + delta
-        if self.deadline_ns < 0:      # overflow guard for "forever"
-            self.deadline_ns = DEADLINE_NEVER_NS
-
-    @staticmethod
-    def until(deadline):
-        """A Sleep ready at ``deadline`` (seconds of ``rio_rt.monotonic()``)."""
-        cdef Sleep s = Sleep.__new__(Sleep)
-        cdef double d
-        try:
-            d = deadline
-        except TypeError:
-            raise TypeError(f"deadline must be a number, got {type(deadline).__name__}") from None
-        if isnan(d):
-            raise ValueError("deadline must not be NaN")
-        s.deadline_ns = deadline_ns_from_seconds(d)
-        return s
-
-    @property
-    def deadline(self):
-        return self.deadline_ns / 1e9
-
-    cdef object _poll(self, Task task):
-        cdef Runtime rt = task.rt
-        cdef TimerHandle timer = self.timer
-        if timer is not None and timer.state == TIMER_FIRED:
-            return READY_NONE
-        if rt.now_ns() >= self.deadline_ns:
-            self.disarm()
-            return READY_NONE
-        if timer is not None and timer.state == TIMER_ARMED:
-            timer.target = task          # re-target if a different task awaits now
-            return PENDING_
-        self.timer = rt.add_timer(self.deadline_ns, task, None, None, None)
-        return PENDING_
-
-    def poll(self, cx):
-        if not isinstance(cx, Context):
-            raise TypeError(f"poll() expects a rio Context, got {type(cx).__name__}")
-        return self._poll((<Context>cx).waker.task)
-
-    cdef int disarm(self) except -1:
-        cdef TimerHandle timer = self.timer
-        if timer is not None:
-            self.timer = None
-            if timer.state == TIMER_ARMED:
-                timer.cancel()
-        return 0
-
-    def throw(self, typ, val=None, tb=None):
-        self.disarm()
-        self.drop_bridge()
-        _reraise(typ, val, tb)
-
-    def close(self):
-        self.disarm()
-        self.drop_bridge()
-
-    def __repr__(self):
-        return f"<rio Sleep until {self.deadline_ns / 1e9:.6f}>"
-
-
-@cython.final
-@cython.freelist(64)
-cdef class YieldNow:
-    """Awaitable that yields to the runtime once (re-queued at the back)."""
-    cdef bint yielded
-
-    def __await__(self):
-        return self
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        if self.yielded:
-            raise StopIteration
-        self.yielded = True
-        return None
-
-
-def yield_now():
-    """Let every other ready task run once, then continue."""
-    return YieldNow.__new__(YieldNow)
-
-
-def sleep(seconds):
-    """Sleep for ``seconds`` (never less). ``seconds <= 0`` yields once."""
-    cdef int64_t delta = seconds_to_ns(seconds, "seconds")
-    if delta == 0:
-        return YieldNow.__new__(YieldNow)
-    cdef Sleep s = Sleep.__new__(Sleep)
-    s.deadline_ns = clock_now_ns() + delta
-    if s.deadline_ns < 0:
-        s.deadline_ns = DEADLINE_NEVER_NS
-    return s
-
-
-def sleep_until(deadline):
-    """Sleep until ``deadline`` (seconds of ``rio_rt.monotonic()``)."""
-    return Sleep.until(deadline)
-
-
-def monotonic():
-    """The runtime clock in seconds: time.monotonic()'s clock, ahead of it only
-    while an autojump test clock has jumped. (On Windows it is
-    QueryPerformanceCounter, which time.monotonic() reads from CPython 3.13 on;
-    earlier versions read a 15.6 ms tick of the same clock.)"""
-    return clock_now_ns() / 1e9
-
-
-def monotonic_ns():
-    return clock_now_ns()
-
-
 # --------------------------------------------------------------------------- runtime
 
 cdef class Runtime:
     """An explicit runtime. ``Runtime().block_on(coro)`` runs on this thread.
 
     ``autojump_clock=True`` makes the clock jump to the next timer when
-    nothing is ready and no fd is registered, so timer tests take no real time.
+    nothing is ready and no fd is watched, so timer tests take no real time.
     """
 
     def __cinit__(self, *args, **kwargs):
         ring_init(&self.ready, 256)
-        self.timers = TimerHeap()
+        self.time_driver = TimeDriver()
         self.reactor = Reactor()
         self.inject = []
         self.live_head = NULL
 
     def __init__(self, *, autojump_clock=False):
-        self.autojump = bool(autojump_clock)
+        self.time_driver.autojump = bool(autojump_clock)
 
     def __dealloc__(self):
         ring_clear(&self.ready)
-        if self.timers is not None:
-            self.timers.clear()     # armed handles point back at the heap: break that
+        if self.time_driver is not None:
+            self.time_driver.clear()     # armed handles point back at the driver: break that
 
     cdef int64_t now_ns(self) noexcept:
-        return rio_monotonic_ns() + self.clock_offset_ns
+        return self.time_driver.now_ns()
 
     def time(self):
-        return self.now_ns() / 1e9
+        return self.time_driver.now_ns() / 1e9
 
     def stats(self):
         """Counters of every core structure."""
         return {
             "tasks_alive": self.tasks_alive,
             "ready_depth": self.ready.count,
-            "timers": len(self.timers),
-            "timers_cancelled": self.timers.cancelled,
+            "timers": len(self.time_driver),
+            "timers_cancelled": self.time_driver.cancelled,
             "polls": self.polls,
             "ticks": self.ticks,
             "reactor_waits": self.reactor.waits,
@@ -764,50 +579,23 @@ cdef class Runtime:
             (<Task>self.live_head).live_prev = <PyObject *>task
         self.live_head = <PyObject *>task
         self.tasks_alive += 1
-        task.state = TASK_SCHEDULED
-        ring_push(&self.ready, task)
+        if transition_to_scheduled(task) == SUBMIT:
+            ring_push(&self.ready, task)
         return task
 
     cdef int schedule(self, Task task) except -1:
-        cdef TaskState state = task.state
-        if state == TASK_IDLE:
-            task.state = TASK_SCHEDULED
+        """The wake, on the runtime's own thread."""
+        if transition_to_notified(task) == SUBMIT:
             ring_push(&self.ready, task)
-        elif state == TASK_RUNNING:
-            task.state = TASK_NOTIFIED
         return 0
-
-    cdef int wake(self, Task task) except -1:
-        return wake_task(task)
-
-    cdef TimerHandle add_timer(self, int64_t deadline_ns, object target, object callback,
-                               tuple args, object context):
-        cdef TimerHandle handle = TimerHandle.__new__(TimerHandle)
-        handle.deadline_ns = deadline_ns
-        if target is not None:
-            handle.action = ACTION_WAKE
-            handle.target = target
-        else:
-            handle.action = ACTION_CALLBACK
-            handle.callback = callback
-            handle.args = args
-            handle.context = context
-        self.timers.push(handle)
-        return handle
 
     def call_at(self, when, callback, *args, context=None):
         """Run ``callback(*args)`` at ``when`` (seconds of the runtime clock)."""
-        cdef double w
         if not callable(callback):
             raise TypeError(f"callback must be callable, got {type(callback).__name__}")
-        try:
-            w = when
-        except TypeError:
-            raise TypeError(f"when must be a number, got {type(when).__name__}") from None
-        if isnan(w):
-            raise ValueError("when must not be NaN")
-        return self.add_timer(deadline_ns_from_seconds(w), None, callback, args,
-                              context if context is not None else PyContext_CopyCurrent())
+        return self.time_driver.arm_callback(
+            deadline_ns_of(when, "when"), callback, args,
+            context if context is not None else PyContext_CopyCurrent())
 
     # ---- stepping
 
@@ -815,7 +603,7 @@ cdef class Runtime:
         cdef PyObject *raw = NULL
         cdef PySendResult status
         cdef object value
-        task.state = TASK_RUNNING
+        transition_to_running(task)
         task.fut_waiter = None
         self.polls += 1
         rio_set_current_task(<void *>task)
@@ -833,12 +621,9 @@ cdef class Runtime:
         rio_set_current_task(NULL)
         if status == PYGEN_NEXT:
             if value is PENDING_:
-                # the task parked; a wake during the step (NOTIFIED) re-queues it
-                if task.state == TASK_NOTIFIED:
-                    task.state = TASK_SCHEDULED
+                # parked in a leaf future, which keeps the waker
+                if transition_to_idle(task) == SUBMIT:
                     ring_push(&self.ready, task)
-                else:
-                    task.state = TASK_IDLE
                 return 0
             if value is not None:
                 if getattr(value, "_asyncio_future_blocking", None) is True:
@@ -846,18 +631,16 @@ cdef class Runtime:
                     value._asyncio_future_blocking = False
                     value.add_done_callback(task.get_cx().waker._future_done)
                     task.fut_waiter = value
-                    if task.state == TASK_NOTIFIED:
-                        task.state = TASK_SCHEDULED
+                    if transition_to_idle(task) == SUBMIT:
                         ring_push(&self.ready, task)
-                    else:
-                        task.state = TASK_IDLE
                     return 0
                 task.throw_exc = TypeError(
                     f"rio task {task.name!r} yielded {value!r:.200}, which the rio runtime "
                     "does not understand: await rio futures, rio tasks, rio_rt.yield_now() "
                     "or rio_rt.sleep(), not a bare yield of a value")
-            task.state = TASK_SCHEDULED
-            ring_push(&self.ready, task)
+            # a bare yield (or a bad value, thrown in on the next step)
+            if transition_to_scheduled(task) == SUBMIT:
+                ring_push(&self.ready, task)
             return 0
         if status == PYGEN_RETURN:
             return self.finish(task, OUTCOME_RESULT, value)
@@ -890,7 +673,7 @@ cdef class Runtime:
     cdef int finish(self, Task task, TaskOutcome outcome, object value) except -1:
         cdef list waiters = task.join_waiters
         cdef Task waiter
-        task.state = TASK_DONE
+        transition_to_complete(task)
         task.outcome = outcome
         task.result_value = value
         task.coro = None
@@ -932,54 +715,42 @@ cdef class Runtime:
     # ---- the tick
 
     cdef int tick(self) except -1:
-        cdef Py_ssize_t n, _batch_index
-        cdef PyObject *raw
-        cdef object entry
-        cdef TimerHandle timer
-        cdef int64_t now = 0
-        cdef list injected
+        """One round of the scheduler: the four steps of the design note."""
         self.ticks += 1
-
-        # 1. wakes injected by other threads
         if self.inject:
-            injected = self.inject
-            self.inject = []
-            for entry in injected:
-                if type(entry) is Task:
-                    if (<Task>entry).rt is self:
-                        self.schedule(<Task>entry)
-                else:
-                    ring_push(&self.ready, entry)
+            self.apply_injected()
+        self.time_driver.fire_due(&self.ready)
+        if self.run_batch(self.ready.count) < 1:
+            return 0                # a KeyboardInterrupt/SystemExit is pending
+        return self.turn_reactor()
 
-        # 2. due timers
-        if self.timers.size > 0:
-            now = self.now_ns()
-            while True:
-                timer = self.timers.pop_due(now)
-                if timer is None:
-                    break
-                if timer.action == ACTION_WAKE:
-                    entry = timer.target
-                    timer.target = None
-                    if entry is not None:
-                        wake_task(<Task>entry)
-                else:
-                    ring_push(&self.ready, timer)
-            self.timers.compact()
+    cdef int apply_injected(self) except -1:
+        """Step 1: wakes of this runtime's tasks and handles, from other threads."""
+        cdef list injected = self.inject
+        cdef object entry
+        self.inject = []
+        for entry in injected:
+            if type(entry) is Task:
+                if (<Task>entry).rt is self:
+                    self.schedule(<Task>entry)
+            else:
+                ring_push(&self.ready, entry)
+        return 0
 
-        # 3. the batch that was ready when the tick began
-        n = self.ready.count
+    cdef int run_batch(self, Py_ssize_t n) except -1:
+        """Step 3: run the first ``n`` entries of the ready queue. Returns 1, or
+        0 when a KeyboardInterrupt or SystemExit stopped the batch."""
+        cdef Py_ssize_t _batch_index
+        cdef object entry
         if self.slow_ns:
             return self.run_batch_timed(n)
         for _batch_index in range(n):
-            raw = ring_pop(&self.ready)
-            entry = <object>raw
+            entry = <object>ring_pop(&self.ready)
             Py_DECREF(entry)        # `entry` owns the queue's reference now
             self.run_entry(entry)
             if self.pending_base_exc is not None:
                 return 0
-
-        return self.poll_reactor()
+        return 1
 
     cdef inline int run_entry(self, object entry) except -1:
         """Step a task or run a handle; a handle's exception goes to the
@@ -997,12 +768,10 @@ cdef class Runtime:
     cdef int run_batch_timed(self, Py_ssize_t n) except -1:
         """Step 3 in debug mode: time every entry, report the slow ones."""
         cdef Py_ssize_t _batch_index
-        cdef PyObject *raw
         cdef object entry, callback, args
         cdef int64_t started, elapsed
         for _batch_index in range(n):
-            raw = ring_pop(&self.ready)
-            entry = <object>raw
+            entry = <object>ring_pop(&self.ready)
             Py_DECREF(entry)
             if type(entry) is Task:
                 callback = args = None
@@ -1016,95 +785,47 @@ cdef class Runtime:
                 self.slow_hook(entry, callback, args, elapsed / 1e9)
             if self.pending_base_exc is not None:
                 return 0
-        return self.poll_reactor()
+        return 1
 
-    cdef int poll_reactor(self) except -1:
-        """Step 4 of the tick: block when idle, poll now and then when busy."""
-        cdef int64_t now = 0, deadline, delta
+    cdef int turn_reactor(self) except -1:
+        """Step 4: block when idle, poll now and then when busy."""
+        cdef int64_t now
         cdef int timeout_ms
         if self.stop_requested:
             return 0
         if self.ready.count == 0 and not self.inject:
-            timeout_ms = -1
-            deadline = self.timers.next_deadline()
-            if deadline >= 0:
-                now = self.now_ns()
-                delta = deadline - now
-                if delta <= 0:
-                    timeout_ms = 0
-                elif self.autojump and PyDict_GET_SIZE(self.reactor.registrations) == 0:
-                    self.clock_offset_ns += delta
-                    timeout_ms = 0
-                else:
-                    delta = (delta + 999_999) // 1_000_000      # round up: never early
-                    timeout_ms = <int>delta if delta < 86_400_000 else 86_400_000
-            self.reactor.poll(timeout_ms)
-            self.last_io_poll_ns = self.now_ns()
+            timeout_ms = self.time_driver.park_timeout_ms(not self.reactor.has_registrations())
+            self.reactor.turn(timeout_ms, &self.ready)
+            self.last_io_poll_ns = self.time_driver.now_ns()
             PyErr_CheckSignals()        # run Python handlers of signals that woke us
-        elif PyDict_GET_SIZE(self.reactor.registrations) > 0:
+        elif self.reactor.has_registrations():
             # A clock read per tick (~20 ns) is a tenth of a one-callback tick.
             # Reading it only every few short ticks was measured (call_soon chain
             # 14% faster) and rejected: asyncio polls every iteration, and
             # programs that close a connection just before the loop stops
             # (eof -> close -> connection_lost in a few iterations) then left
             # transports open at loop.close().
-            now = self.now_ns()
+            now = self.time_driver.now_ns()
             if (now - self.last_io_poll_ns < IO_POLL_INTERVAL_NS
                     and self.ticks % IO_POLL_EVERY_TICKS != 0):
                 return 0
-            self.reactor.poll(0)
+            self.reactor.turn(0, &self.ready)
             self.last_io_poll_ns = now
-        else:
-            return 0
-        return self.dispatch_io()
+        return 0
 
     cdef int poll_io_now(self) except -1:
         """Poll the reactor without blocking and queue what it reports."""
-        if PyDict_GET_SIZE(self.reactor.registrations) == 0:
-            return 0
-        self.reactor.poll(0)
-        self.last_io_poll_ns = self.now_ns()
-        return self.dispatch_io()
+        if self.reactor.has_registrations():
+            self.reactor.turn(0, &self.ready)
+            self.last_io_poll_ns = self.time_driver.now_ns()
+        return 0
 
-    cdef int dispatch_io(self) except -1:
-        """Wake the tasks and queue the handles of the last poll's events."""
-        cdef Py_ssize_t i
-        cdef object entry
-        cdef Registration reg
-        cdef unsigned int events, stale
-        for i in range(self.reactor.nready):
-            reg = self.reactor.ready_registration(i)
-            events = self.reactor.ready_events(i)
-            # Directions watched with no waiter. An error or hangup reaches both
-            # waiters, but it makes only a watched direction stale: a writer's
-            # hangup must not cost the writer its lazily kept interest (WSAPoll
-            # reports a peer's FIN as a hangup on every wait; see rio_poll.h).
-            stale = 0
-            if events & (RIO_IN | RIO_ERR | RIO_HUP):
-                if reg.reader is None:
-                    stale |= reg.kernel_events & RIO_IN
-                else:
-                    entry = reg.reader
-                    if type(entry) is Task:        # one-shot waiter
-                        reg.reader = None
-                        reg.fired |= RIO_IN
-                        wake_task(<Task>entry)
-                    else:                          # persistent callback handle
-                        ring_push(&self.ready, entry)
-            if events & (RIO_OUT | RIO_ERR | RIO_HUP):
-                if reg.writer is None:
-                    stale |= reg.kernel_events & RIO_OUT
-                else:
-                    entry = reg.writer
-                    if type(entry) is Task:
-                        reg.writer = None
-                        reg.fired |= RIO_OUT
-                        wake_task(<Task>entry)
-                    else:
-                        ring_push(&self.ready, entry)
-            if stale:
-                # readiness nobody waits for: stop watching that direction
-                self.reactor.drop_interest(reg, stale)
+    cdef int raise_pending_base_exc(self) except -1:
+        """Re-raise a KeyboardInterrupt or SystemExit a task or callback raised."""
+        cdef object exc = self.pending_base_exc
+        if exc is not None:
+            self.pending_base_exc = None
+            raise exc
         return 0
 
     cdef int report_handle_error(self, object handle, object exc) except -1:
@@ -1117,16 +838,24 @@ cdef class Runtime:
                 f"Exception in rio callback {handle!r}", handle))
         return 0
 
+    # ---- running
+
+    cdef int enter(self) except -1:
+        """Checks before block_on makes this the thread's running runtime."""
+        if rio_get_current_runtime() != NULL:
+            raise RuntimeError(
+                "block_on() cannot be called from a running rio runtime: it would block "
+                "the runtime's thread; await the coroutine (or spawn it) instead")
+        if self.running:
+            raise RuntimeError("this Runtime is already running in another thread")
+        return 0
+
     cdef int run_until_done(self, Task main) except -1:
-        cdef object exc
         self.main = main
         self.stop_requested = False
         while main.state != TASK_DONE:
             self.tick()
-            if self.pending_base_exc is not None:
-                exc = self.pending_base_exc
-                self.pending_base_exc = None
-                raise exc
+            self.raise_pending_base_exc()
         return 0
 
     cdef list live_tasks(self):
@@ -1142,7 +871,6 @@ cdef class Runtime:
         run until all are done; cleanup code may still await."""
         cdef Task task
         cdef set cancelled = set()
-        cdef object exc
         self.main = None
         self.stop_requested = self.tasks_alive == 0
         while self.tasks_alive > 0:
@@ -1151,10 +879,7 @@ cdef class Runtime:
                     cancelled.add(task.id)
                     task.cancel()
             self.tick()
-            if self.pending_base_exc is not None:
-                exc = self.pending_base_exc
-                self.pending_base_exc = None
-                raise exc
+            self.raise_pending_base_exc()
         return 0
 
     def block_on(self, awaitable):
@@ -1162,20 +887,14 @@ cdef class Runtime:
         raise its exception. Tasks still alive afterwards are cancelled and
         awaited. Ctrl-C cancels the main task, then raises KeyboardInterrupt."""
         cdef Task main
-        if rio_get_current_runtime() != NULL:
-            raise RuntimeError(
-                "block_on() cannot be called from a running rio runtime: it would block "
-                "the runtime's thread; await the coroutine (or spawn it) instead")
-        if self.running:
-            raise RuntimeError("this Runtime is already running in another thread")
+        self.enter()
         coro = _as_coroutine(awaitable)
         self.running = True
         rio_set_current_runtime(<void *>self)
-        interrupt = _SigintGuard(self)
+        interrupt = SigintGuard(self.reactor.wake_write_fd)
         try:
             main = self.spawn_task(coro, "main")
-            interrupt.main = main
-            interrupt.install()
+            interrupt.install(main)
             try:
                 self.run_until_done(main)
             finally:
@@ -1185,7 +904,7 @@ cdef class Runtime:
                     interrupt.uninstall()
                     # every task is done: timers still armed (sleeps dropped
                     # without being awaited to the end) can wake nobody now
-                    self.timers.clear()
+                    self.time_driver.clear()
             if interrupt.interrupted and main.outcome == OUTCOME_CANCELLED:
                 main.exception_retrieved = True
                 if main.cancel_requests <= 1:
@@ -1205,98 +924,11 @@ cdef class Runtime:
             raise RuntimeError("cannot close a running Runtime")
         ring_clear(&self.ready)
         ring_init(&self.ready, 16)
-        self.timers.clear()
+        self.time_driver.clear()
         self.reactor.close()
 
     def _reactor_backend(self):
         return self.reactor.backend
-
-    def _run_until_stopping(self):
-        """Tick until ``stopping`` is set (the asyncio door's run_forever body,
-        with the loop in C instead of a Python call per tick)."""
-        cdef void *previous = rio_get_current_runtime()
-        cdef object exc
-        if previous != NULL and previous != <void *>self:
-            raise RuntimeError("another rio runtime is running in this thread")
-        rio_set_current_runtime(<void *>self)
-        try:
-            # asyncio's iterations poll I/O first, a tick polls last: poll once
-            # now, so the first tick runs what is ready, as asyncio's first
-            # iteration does. It matters when that tick is the only one: stop()
-            # before run_forever(), or run_until_complete() of a done future.
-            self.poll_io_now()
-            while True:
-                self.stop_requested = self.stopping
-                self.tick()
-                if self.pending_base_exc is not None:
-                    exc = self.pending_base_exc
-                    self.pending_base_exc = None
-                    raise exc
-                if self.stopping:
-                    break
-        finally:
-            rio_set_current_runtime(previous)
-
-    def _run_once(self):
-        """One tick as this thread's current runtime (the asyncio door's
-        run_forever calls this in a loop). Never blocks once ``stopping``."""
-        cdef void *previous = rio_get_current_runtime()
-        if previous != NULL and previous != <void *>self:
-            raise RuntimeError("another rio runtime is running in this thread")
-        rio_set_current_runtime(<void *>self)
-        try:
-            self.stop_requested = self.stopping
-            self.tick()
-            if self.pending_base_exc is not None:
-                exc = self.pending_base_exc
-                self.pending_base_exc = None
-                raise exc
-        finally:
-            rio_set_current_runtime(previous)
-
-
-class _SigintGuard:
-    """Ctrl-C during block_on: cancel the main task, let finally blocks run,
-    then raise KeyboardInterrupt (as asyncio.Runner does)."""
-
-    def __init__(self, rt):
-        self.rt = rt
-        self.main = None
-        self.interrupted = False
-        self.installed = False
-        self.wakeup_installed = False
-        self.old_handler = None
-        self.old_wakeup_fd = -1
-
-    def install(self):
-        if _threading.current_thread() is not _threading.main_thread():
-            return
-        # Signals that arrive while the runtime sleeps in the OS must wake it.
-        try:
-            self.old_wakeup_fd = _signal.set_wakeup_fd(_runtime_wakeup_fd(self.rt))
-            self.wakeup_installed = True
-        except (ValueError, OSError):
-            self.old_wakeup_fd = -1
-        if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
-            self.old_handler = _signal.signal(_signal.SIGINT, self.on_sigint)
-            self.installed = True
-
-    def uninstall(self):
-        if self.installed:
-            self.installed = False
-            _signal.signal(_signal.SIGINT, self.old_handler)
-        if self.wakeup_installed:
-            self.wakeup_installed = False
-            try:
-                _signal.set_wakeup_fd(self.old_wakeup_fd)
-            except (ValueError, OSError):
-                pass
-
-    def on_sigint(self, signum, frame):
-        if self.interrupted or self.main is None or self.main.done():
-            raise KeyboardInterrupt()
-        self.interrupted = True
-        self.main.cancel()
 
 
 cdef object _as_coroutine(object awaitable):
@@ -1315,19 +947,13 @@ async def _await_it(awaitable):
 
 # --------------------------------------------------------------------------- module API
 
-def _after_fork_in_child():
-    """A child forked while a runtime ran on this thread has no running runtime."""
+def _forget_running_runtime():
+    """After fork, in the child: no runtime runs on this thread any more."""
     rio_set_current_runtime(NULL)
     rio_set_current_task(NULL)
 
 
-import os as _os
-if hasattr(_os, "register_at_fork"):
-    _os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _runtime_wakeup_fd(Runtime rt):
-    return rt.reactor.wakeup_fd
+at_fork_in_child(_forget_running_runtime)
 
 
 def spawn(coro, *, name=None):
@@ -1374,9 +1000,10 @@ def debug_counters():
     """Live engine objects (RIO_DEBUG=1 builds only; empty otherwise)."""
     if not RIO_DEBUG_ENABLED:
         return {}
-    from rio_core._timers import _debug_timer_handles
-    return {"tasks": live_tasks_count, "sleeps": live_sleeps_count,
-            "timer_handles": _debug_timer_handles()}
+    from rio_core._handle import _debug_live_handles
+    from rio_core._future import _debug_live_sleeps
+    return {"tasks": live_tasks_count, "sleeps": _debug_live_sleeps(),
+            "handles": _debug_live_handles()}
 
 
 def debug_build():

@@ -1,5 +1,6 @@
 # cython: language_level=3
-from rio_core._runtime cimport Future, Task
+from rio_core._runtime cimport Task
+from rio_core._future cimport Future
 
 
 cdef class Oneshot(Future):

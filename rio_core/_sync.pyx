@@ -9,7 +9,8 @@ leaf future keeps the last waker it was given.
 
 from asyncio import InvalidStateError
 
-from rio_core._runtime cimport Future, Task, Ready, Context, wake_task, PENDING_
+from rio_core._runtime cimport Task, Ready, Context, wake_task, PENDING_
+from rio_core._future cimport Future
 
 
 cdef class Oneshot(Future):

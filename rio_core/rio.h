@@ -2,6 +2,7 @@
  *
  * - RIO_DEBUG (0/1) comes from setup.py; RIO_DEBUG_ENABLED lets Cython test it
  *   as an ordinary constant, so the C compiler removes debug branches in release.
+ * - rio_debug_check(): the task transitions' preconditions (RIO_DEBUG=1 only).
  * - RIO_TLS: a thread-local storage class. Each thread may run its own runtime,
  *   and "the current task" must never leak across threads (the GIL can switch
  *   threads in the middle of a tick).
@@ -22,6 +23,17 @@
 #define RIO_DEBUG 0
 #endif
 #define RIO_DEBUG_ENABLED RIO_DEBUG
+
+/* A state-machine precondition: fatal in a RIO_DEBUG=1 build (a broken
+ * invariant must stop the process where it happened), nothing in release. */
+static inline void rio_debug_check(int condition, const char *message) {
+#if RIO_DEBUG
+    if (!condition) Py_FatalError(message);
+#else
+    (void)condition;
+    (void)message;
+#endif
+}
 
 #if defined(_MSC_VER)
 #define RIO_TLS __declspec(thread)

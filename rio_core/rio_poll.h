@@ -299,6 +299,8 @@ static inline int rio_poller_ctl(rio_poller *p, int fd, uint32_t events, void *p
     if (epoll_ctl(p->epfd, op, fd, &ev) == 0) return 0;
     /* the fd was closed and reopened behind our back: the kernel dropped it */
     if (op == EPOLL_CTL_MOD && errno == ENOENT) return epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
+    /* the kernel still holds an entry we had forgotten (a discarded registration) */
+    if (op == EPOLL_CTL_ADD && errno == EEXIST) return epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev);
     if (op == EPOLL_CTL_DEL && (errno == ENOENT || errno == EBADF)) return 0;
     return -1;
 }

@@ -1,0 +1,254 @@
+# cython: language_level=3
+"""Leaf futures: the ``poll(cx)`` protocol, and the engine's own time futures.
+
+A leaf future is its own awaitable iterator. Awaiting it in a rio task polls
+it (``_poll``, in C for the engine's futures; ``poll(cx)`` for a user's Python
+subclass): ``Ready(value)`` ends the await with the value, ``PENDING`` parks
+the task through the scheduler's one trap (rio_core._runtime) until somebody
+wakes ``cx.waker``. Spurious wakes are allowed: the future is polled again.
+
+Awaited by asyncio code on rio's loop (no rio task is current), a future is
+polled by a hidden "bridge" rio task, and the asyncio task waits for that
+task to finish; throw()/close() cancel the bridge.
+
+``Sleep`` arms a timer through the time driver (``arm_wake``) and drops it
+when the awaiting task is cancelled or the await is abandoned, so nothing
+wakes the task later. It lives here, above the scheduler, and not in the
+time driver's module: Cython's cimport graph must be acyclic, and a leaf
+future needs the scheduler's Task while the scheduler needs the time driver.
+Changing the timer structure touches only rio_core._time.
+"""
+
+cimport cython
+from libc.stdint cimport int64_t
+
+from rio_core._runtime cimport (
+    Task, Runtime, Context, Ready, PENDING_, READY_NONE, TASK_DONE, reraise,
+    current_task_or_none, current_runtime_or_none, current_clock_ns,
+)
+from rio_core._time cimport (
+    TimeDriver, TimerHandle, TIMER_ARMED, TIMER_FIRED, DEADLINE_NEVER_NS,
+    checked_seconds, deadline_ns_of, deadline_ns_from_seconds,
+)
+
+from rio_core._runtime import _await_it
+from rio_core._runtime cimport asyncio_join_future
+
+cdef extern from "rio.h":
+    bint RIO_DEBUG_ENABLED
+    void rio_set_stop_value(object value) noexcept
+
+# Debug-build leak counter (rio_core.debug_counters()).
+cdef Py_ssize_t live_sleeps_count = 0
+
+
+def _debug_live_sleeps():
+    return live_sleeps_count
+
+
+cdef int64_t deadline_after(object seconds, str what) except? -1:
+    """``seconds`` (checked) from now on the running runtime's clock."""
+    cdef Runtime rt = current_runtime_or_none()
+    cdef int64_t deadline
+    if rt is not None:
+        return rt.time_driver.deadline_after(seconds, what)
+    deadline = current_clock_ns() + deadline_ns_from_seconds(checked_seconds(seconds, what))
+    return deadline if deadline >= 0 else DEADLINE_NEVER_NS
+
+
+# --------------------------------------------------------------------------- the protocol
+
+cdef class Future:
+    """Base class for leaf futures: implement ``poll(cx)`` returning
+    ``Ready(value)`` or ``PENDING``; keep ``cx.waker`` and wake it when
+    the future may have become ready.
+
+    A Future is its own awaitable iterator: awaiting it polls it.
+    """
+
+    def poll(self, cx):
+        raise NotImplementedError(f"{type(self).__name__} must implement poll(cx)")
+
+    cdef object _poll(self, Task task):
+        return self.poll(task.get_cx())
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cdef Task task = current_task_or_none()
+        cdef Task bridge
+        cdef Runtime rt
+        if task is None:
+            # awaited by asyncio code on rio's loop: a hidden rio task polls us
+            bridge = self.bridge
+            if bridge is None:
+                rt = current_runtime_or_none()
+                if rt is None:
+                    raise RuntimeError(
+                        f"{type(self).__name__} can only be awaited inside a rio task "
+                        "or on a running rio event loop")
+                bridge = rt.spawn_task(_await_it(self), None)
+                self.bridge = bridge
+            if bridge.state != TASK_DONE:
+                return asyncio_join_future(bridge)
+            self.bridge = None
+            value = bridge.result()
+            if value is not None:
+                rio_set_stop_value(value)
+            raise StopIteration
+        r = self._poll(task)
+        if r is PENDING_:
+            return PENDING_
+        if type(r) is Ready:
+            if (<Ready>r).value is not None:
+                rio_set_stop_value((<Ready>r).value)
+            raise StopIteration     # returns NULL with the value set above
+        raise TypeError(
+            f"{type(self).__name__}.poll() must return rio_rt.Ready(value) or "
+            f"rio_rt.PENDING, got {r!r}")
+
+    def send(self, value):
+        return self.__next__()
+
+    def throw(self, typ, val=None, tb=None):
+        self.drop_bridge()
+        reraise(typ, val, tb)
+
+    def close(self):
+        self.drop_bridge()
+
+    cdef int drop_bridge(self) except -1:
+        """The asyncio awaiter went away: stop the hidden task polling us."""
+        cdef Task bridge = self.bridge
+        if bridge is not None:
+            self.bridge = None
+            bridge.cancel()
+        return 0
+
+
+
+cdef class Sleep(Future):
+    """A leaf future ready ``seconds`` after it was created.
+
+    Cancellation-safe: when the awaiting task is cancelled (or the await is
+    abandoned) the timer entry is cancelled, so nothing wakes the task later.
+    """
+
+    def __cinit__(self):
+        if RIO_DEBUG_ENABLED:
+            global live_sleeps_count
+            live_sleeps_count += 1
+
+    def __dealloc__(self):
+        if RIO_DEBUG_ENABLED:
+            global live_sleeps_count
+            live_sleeps_count -= 1
+
+    def __init__(self, seconds):
+        self.deadline_ns = deadline_after(seconds, "seconds")
+
+    @staticmethod
+    def until(deadline):
+        """A Sleep ready at ``deadline`` (seconds of ``rio_rt.monotonic()``)."""
+        cdef Sleep s = Sleep.__new__(Sleep)
+        s.deadline_ns = deadline_ns_of(deadline, "deadline")
+        return s
+
+    @property
+    def deadline(self):
+        return self.deadline_ns / 1e9
+
+    cdef object _poll(self, Task task):
+        cdef TimeDriver time_driver = task.rt.time_driver
+        cdef TimerHandle timer = self.timer
+        if timer is not None and timer.state == TIMER_FIRED:
+            return READY_NONE
+        if time_driver.now_ns() >= self.deadline_ns:
+            self.disarm()
+            return READY_NONE
+        if timer is not None and timer.state == TIMER_ARMED:
+            timer.waiter = task          # re-target if a different task awaits now
+            return PENDING_
+        self.timer = time_driver.arm_wake(self.deadline_ns, task)
+        return PENDING_
+
+    def poll(self, cx):
+        if not isinstance(cx, Context):
+            raise TypeError(f"poll() expects a rio Context, got {type(cx).__name__}")
+        return self._poll((<Context>cx).waker.task)
+
+    cdef int disarm(self) except -1:
+        cdef TimerHandle timer = self.timer
+        if timer is not None:
+            self.timer = None
+            if timer.state == TIMER_ARMED:
+                timer.cancel()
+        return 0
+
+    def throw(self, typ, val=None, tb=None):
+        self.disarm()
+        self.drop_bridge()
+        reraise(typ, val, tb)
+
+    def close(self):
+        self.disarm()
+        self.drop_bridge()
+
+    def __repr__(self):
+        return f"<rio Sleep until {self.deadline_ns / 1e9:.6f}>"
+
+
+@cython.final
+@cython.freelist(64)
+cdef class YieldNow:
+    """Awaitable that yields to the runtime once (re-queued at the back)."""
+    cdef bint yielded
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.yielded:
+            raise StopIteration
+        self.yielded = True
+        return None
+
+
+def yield_now():
+    """Let every other ready task run once, then continue."""
+    return YieldNow.__new__(YieldNow)
+
+
+def sleep(seconds):
+    """Sleep for ``seconds`` (never less). ``seconds <= 0`` yields once."""
+    if checked_seconds(seconds, "seconds") <= 0:
+        return YieldNow.__new__(YieldNow)
+    cdef Sleep s = Sleep.__new__(Sleep)
+    s.deadline_ns = deadline_after(seconds, "seconds")
+    return s
+
+
+def sleep_until(deadline):
+    """Sleep until ``deadline`` (seconds of ``rio_rt.monotonic()``)."""
+    return Sleep.until(deadline)
+
+
+# --------------------------------------------------------------------------- the clock
+
+def monotonic():
+    """The runtime clock in seconds: time.monotonic()'s clock, ahead of it only
+    while an autojump test clock has jumped. (On Windows it is
+    QueryPerformanceCounter, which time.monotonic() reads from CPython 3.13 on;
+    earlier versions read a 15.6 ms tick of the same clock.)"""
+    return current_clock_ns() / 1e9
+
+
+def monotonic_ns():
+    return current_clock_ns()

@@ -1,0 +1,34 @@
+# cython: language_level=3
+"""What the drivers hand to the scheduler: a ``Handle`` to queue, a ``Wakeable`` to wake.
+
+The time driver and the reactor sit below the scheduler (``_runtime``), so
+they cannot name its ``Task``. They hold waiters through these two types:
+
+- ``Handle``: a callback the scheduler runs from the ready queue (asyncio's
+  Handle; timer and reader/writer handles derive from it or are one). A
+  driver queues it with ``ring_push`` on the ready queue it is given.
+- ``Wakeable``: a parked waiter; a driver calls ``wake()``. The scheduler's
+  ``Task`` is the only implementation, and ``wake()`` is its wake transition.
+"""
+
+
+cdef class Wakeable:
+    cdef int wake(self) except -1
+
+
+cdef class Handle:
+    """A callback queued on the ready queue (the asyncio door's Handle)."""
+    cdef object callback
+    cdef tuple args
+    cdef object context     # contextvars.Context or None
+    cdef bint cancelled_flag
+    cdef bint persistent       # a reactor reader/writer: runs on every event, keeps its callback
+    cdef object source_traceback    # debug mode: where the handle was made (else None)
+    cdef object __weakref__
+
+    cdef int run(self) except -1
+    cdef list repr_info(self, object callback, tuple args)
+    cdef str describe(self, object callback, tuple args)
+
+
+cdef Handle make_handle(object callback, tuple args, object context, bint persistent)
