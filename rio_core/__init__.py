@@ -5,6 +5,17 @@ Its documented API is what this module exports; ``rio_rt`` uses nothing else.
 """
 
 from rio_core._blocking import blocking_pool_size, spawn_blocking
+from rio_core._future import (
+    Future,
+    Sleep,
+    YieldNow,
+    monotonic,
+    monotonic_ns,
+    sleep,
+    sleep_until,
+    yield_now,
+)
+from rio_core._handle import Handle
 from rio_core._io import (
     BusyResourceError,
     ClosedResourceError,
@@ -23,17 +34,6 @@ from rio_core._net import (
     UnixStream,
     lookup_host,
 )
-from rio_core._future import (
-    Future,
-    Sleep,
-    YieldNow,
-    monotonic,
-    monotonic_ns,
-    sleep,
-    sleep_until,
-    yield_now,
-)
-from rio_core._handle import Handle
 from rio_core._runtime import (
     PENDING,
     Context,

@@ -130,6 +130,7 @@ cdef class Future:
         return 0
 
 
+# --------------------------------------------------------------------------- time
 
 cdef class Sleep(Future):
     """A leaf future ready ``seconds`` after it was created.

@@ -4,7 +4,8 @@ from collections.abc import Generator
 from types import TracebackType
 from typing import Any, NoReturn, Protocol, type_check_only
 
-from rio_core._runtime import Future, _ThrowType
+from rio_core._future import Future
+from rio_core._runtime import _ThrowType
 from typing_extensions import disjoint_base
 
 @type_check_only

@@ -10,8 +10,9 @@ import contextvars
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, TypeVar, TypeVarTuple, Unpack
 
+from rio_core._handle import Handle
 from rio_core._runtime import Runtime
-from rio_core._timers import Handle, TimerHandle
+from rio_core._time import TimerHandle
 from typing_extensions import disjoint_base
 
 _T = TypeVar("_T")
@@ -32,6 +33,9 @@ class LoopCore(Runtime):
     def _stopping(self) -> bool: ...
     @_stopping.setter
     def _stopping(self, value: object) -> None: ...
+    # The asyncio door's run_forever body and one tick of it.
+    def _run_until_stopping(self) -> None: ...
+    def _run_once(self) -> None: ...
     @property
     def slow_callback_duration(self) -> float: ...
     @slow_callback_duration.setter

@@ -1,13 +1,12 @@
-"""Type stubs for ``rio_core._reactor`` (the OS poller driver).
+"""Type stubs for ``rio_core._reactor`` (the I/O driver).
 
 Engine-internal: the runtime owns one ``Reactor``; Python code sees only its
-counters, its backend name and its registrations' waiters.
+counters and its backend name. Registrations are reached only through the
+reactor's C methods.
 """
 
-from typing import Any, Final, Literal, Self
+from typing import Final, Literal, Self
 
-from rio_core._runtime import Task
-from rio_core._timers import Handle
 from typing_extensions import disjoint_base
 
 _Backend = Literal["epoll", "kqueue", "poll", "wsapoll"]
@@ -18,16 +17,8 @@ BACKEND: Final[_Backend]
 
 @disjoint_base
 class Registration:
-    """Interest in one fd: at most one reader and one writer.
+    """Interest in one fd: per direction, a parked task or an asyncio handle."""
 
-    A Task waiter is one-shot (the reactor clears it and sets the matching
-    bit in ``fired``); a Handle stays until removed.
-    """
-
-    reader: Task[Any] | Handle | None
-    writer: Task[Any] | Handle | None
-    fired: int
-    closed: bool
     def __new__(cls, fd: int) -> Self: ...
     @property
     def fd(self) -> int: ...
@@ -44,8 +35,6 @@ class Reactor:
     def wakeup_fd(self) -> int: ...
     @property
     def backend(self) -> _Backend: ...
-    @property
-    def nready(self) -> int: ...
     @property
     def waits(self) -> int: ...
     def __len__(self) -> int: ...

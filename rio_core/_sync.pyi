@@ -3,7 +3,8 @@
 from collections.abc import Generator
 from typing import Any, Generic, TypeVar, overload
 
-from rio_core._runtime import Context, Future, Ready, _Pending
+from rio_core._future import Future
+from rio_core._runtime import Context, Ready, _Pending
 from typing_extensions import disjoint_base
 
 _T = TypeVar("_T")

@@ -1,30 +1,7 @@
-"""Type stubs for ``rio_core._timers`` (callback handles and the timer heap)."""
+"""Type stubs for ``rio_core._time`` (the time driver: clock, deadlines, timers)."""
 
-import contextvars
-from collections.abc import Callable
-from typing import Any
-
+from rio_core._handle import Handle
 from typing_extensions import disjoint_base
-
-def callback_source(
-    callback: Callable[..., object], args: tuple[Any, ...] | None, debug: bool
-) -> str: ...
-
-@disjoint_base
-class Handle:
-    """A callback queued on the ready queue (the asyncio door's Handle)."""
-
-    def cancel(self) -> None: ...
-    def cancelled(self) -> bool: ...
-    def get_context(self) -> contextvars.Context | None: ...
-    # what asyncio's Handle offers its own event-loop code
-    def _run(self) -> None: ...
-    @property
-    def _source_traceback(self) -> list[Any] | None: ...
-    @property
-    def _callback(self) -> Callable[..., object] | None: ...
-    @property
-    def _args(self) -> tuple[Any, ...] | None: ...
 
 @disjoint_base
 class TimerHandle(Handle):
@@ -35,9 +12,11 @@ class TimerHandle(Handle):
     def when(self) -> float: ...
 
 @disjoint_base
-class TimerHeap:
-    """The runtime's timer heap (engine-internal; only its size is visible)."""
+class TimeDriver:
+    """The runtime's clock and timers (engine-internal; ``len()`` is the live timers)."""
 
+    @property
+    def cancelled(self) -> int: ...
     def __len__(self) -> int: ...
 
-def _debug_timer_handles() -> int: ...
+def check_seconds(seconds: float | None, what: str = "seconds") -> float | None: ...

@@ -30,7 +30,6 @@ Design note
   instead of sleeping.
 """
 
-cimport cython
 from libc.math cimport isnan
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from cpython.ref cimport Py_INCREF, Py_DECREF
