@@ -1,11 +1,15 @@
-"""The waker state table (DESIGN.md, "Waker").
+"""The task state machine and its wake transition (docs/design.md, "Task states").
 
-| state when woken | what wake() does                                           |
-|------------------|------------------------------------------------------------|
-| idle (parked)    | mark scheduled, push to the ready queue                    |
-| scheduled        | nothing (no double enqueue)                                |
-| running          | mark notified; the step re-queues it when it returns pending |
-| complete         | nothing                                                    |
+The states are the engine's ``TaskState`` names, read through ``Task._state``;
+``transition_to_notified`` (in rio_core/_runtime.pxd) is the wake:
+
+| state when woken | what wake() does                                                |
+|------------------|-----------------------------------------------------------------|
+| IDLE (parked)    | -> SCHEDULED, pushed on the ready queue                         |
+| SCHEDULED        | nothing (no double enqueue)                                     |
+| RUNNING          | -> NOTIFIED; the step re-queues it (SCHEDULED) when it parks    |
+| NOTIFIED         | nothing                                                         |
+| DONE             | nothing                                                         |
 
 Every test observes polls of a pure-Python leaf future and, where it helps,
 ``Runtime.stats()``. Each body runs under a generous ``rio.timeout`` so that a
@@ -98,9 +102,12 @@ def test_wake_parked_task_polls_it_exactly_once_more(run):
             waiter = rio.spawn(gate_waiter(gate))
             await settle()
             assert gate.polls == 1
+            assert waiter._state == "IDLE"
             gate.waker.wake()  # spurious: the gate stays closed
+            assert waiter._state == "SCHEDULED"
             await settle(5)
             assert gate.polls == 2
+            assert waiter._state == "IDLE"
             assert not waiter.done()
             gate.open()
             return await waiter
@@ -119,6 +126,7 @@ def test_repeated_wake_while_scheduled_enqueues_once(run, wakes):
             await settle()
             for _ in range(wakes):
                 gate.waker.wake()
+                assert waiter._state == "SCHEDULED"
             await settle(5)
             polls_after_wakes = gate.polls
             gate.open()
@@ -196,8 +204,12 @@ class WakesItselfOnce(rio.Future):
             self.polls += 1
             self.log.append(f"poll{self.polls}")
             if self.polls == 1:
+                task = cx.waker.task
+                self.log.append(task._state)
                 cx.waker.wake()
-                self.log.append("woke-self")
+                self.log.append(task._state)
+                cx.waker.wake()  # NOTIFIED stays NOTIFIED
+                self.log.append(task._state)
                 return rio.PENDING
             return rio.Ready("second poll")
         finally:
@@ -222,7 +234,7 @@ def test_wake_while_running_repolls_after_the_step(run):
     assert run(main) == "second poll"
     # The wake inside poll() does not re-enter it; the task is re-queued at the
     # back when its step returns pending, so the task queued behind it runs first.
-    assert log == ["poll1", "woke-self", "bystander", "poll2"]
+    assert log == ["poll1", "RUNNING", "NOTIFIED", "NOTIFIED", "bystander", "poll2"]
 
 
 def test_wake_after_completion_does_nothing(run):
@@ -237,6 +249,7 @@ def test_wake_after_completion_does_nothing(run):
             gate.open()
             assert await waiter == "opened"
             polls = gate.polls
+            assert waiter._state == "DONE"
             stale.wake()  # the task is complete: no effect, no error
             stale.wake()
             await settle(5)
@@ -291,3 +304,62 @@ def test_will_wake():
     assert b1.will_wake(b2)
     assert not a1.will_wake(b1)
     assert not b2.will_wake(a3)
+
+
+def test_repr_names_every_state(run):
+    """``repr`` shows the scheduler's state, NOTIFIED included, then the outcome."""
+    gate = Gate()
+    seen: dict[str, str] = {}
+
+    class Peek(rio.Future):
+        def __init__(self) -> None:
+            self.polled = False
+
+        def poll(self, cx):
+            task = cx.waker.task
+            if not self.polled:
+                self.polled = True
+                seen["running"] = repr(task)
+                cx.waker.wake()
+                seen["notified"] = repr(task)
+                return rio.PENDING
+            return rio.Ready(None)
+
+    async def peeking():
+        await Peek()
+
+    async def failing():
+        raise ValueError("boom")
+
+    async def main():
+        async with rio.timeout(GUARD):
+            peeker = rio.spawn(peeking(), name="peeker")
+            waiter = rio.spawn(gate_waiter(gate), name="waiter")
+            seen["scheduled"] = repr(waiter)
+            await settle()
+            seen["idle"] = repr(waiter)
+            gate.open()
+            await waiter
+            await peeker
+            seen["done"] = repr(waiter)
+            failed = rio.spawn(failing(), name="failer")
+            with pytest.raises(ValueError):
+                await failed
+            seen["failed"] = repr(failed)
+            cancelled = rio.spawn(gate_waiter(Gate()), name="cancelled")
+            await settle()
+            cancelled.cancel()
+            with pytest.raises(rio.CancelledError):
+                await cancelled
+            seen["cancelled"] = repr(cancelled)
+
+    run(main)
+    assert seen == {
+        "scheduled": "<rio Task 'waiter' scheduled>",
+        "idle": "<rio Task 'waiter' idle>",
+        "running": "<rio Task 'peeker' running>",
+        "notified": "<rio Task 'peeker' notified>",
+        "done": "<rio Task 'waiter' done>",
+        "failed": "<rio Task 'failer' failed ValueError>",
+        "cancelled": "<rio Task 'cancelled' cancelled>",
+    }

@@ -9,7 +9,6 @@ cancellation apart from one requested by somebody else, as in asyncio.
 
 from __future__ import annotations
 
-import math
 from asyncio import CancelledError
 from collections.abc import Awaitable
 from types import TracebackType
@@ -23,13 +22,8 @@ __all__ = ["Timeout", "timeout", "timeout_at", "wait_for"]
 
 
 def _check_deadline(value: float | None, what: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{what} must be a number of seconds or None, got {type(value).__name__}")
-    if math.isnan(value):
-        raise ValueError(f"{what} must not be NaN")
-    return float(value)
+    """The engine's check of a user's seconds (None: no deadline)."""
+    return rio_core.check_seconds(value, what)
 
 
 class Timeout:
