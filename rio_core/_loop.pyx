@@ -201,7 +201,8 @@ cdef class LoopCore(Runtime):
         self.check_closed()
         if self.debug_flag:
             self.check_call(callback, method)
-        deadline_ns = deadline_ns_of(when, "when")
+        # asyncio takes any real number, a bool included (the native API refuses bools)
+        deadline_ns = deadline_ns_of(<double>when if type(when) is bool else when, "when")
         handle = self.time_driver.arm_callback(
             deadline_ns, callback, args,
             PyContext_CopyCurrent() if context is None else context)

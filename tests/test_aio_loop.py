@@ -1,10 +1,10 @@
 """The asyncio door's loop API: ``rio_rt.Loop`` against stdlib asyncio.
 
-Same body, two loops (STYLE.md): every behavioural test takes the
-``loop_factory`` fixture and runs once on ``asyncio.SelectorEventLoop`` and
-once on ``rio_rt.new_event_loop``, asserting the same observable behaviour on
-both. What asyncio does is the oracle; the ``test_*_matches_asyncio`` tests
-also compare the two loops' traces directly.
+Same body, two loops (``docs/design.md``, "Testing"): every behavioural test
+takes the ``loop_factory`` fixture and runs once on
+``asyncio.SelectorEventLoop`` and once on ``rio_rt.new_event_loop``, asserting
+the same observable behaviour on both. What asyncio does is the oracle; the
+``test_*_matches_asyncio`` tests also compare the two loops' traces directly.
 
 A behaviour that rio gets wrong today is marked with ``xfail_on_rio`` (a
 strict xfail on the rio run only, naming the bug), so the asyncio run still
@@ -304,6 +304,16 @@ def test_call_later_rejects_none_delay_and_call_at_none_when(loop):
 def test_call_later_rejects_a_delay_that_is_not_a_number(loop):
     with pytest.raises(TypeError):
         loop.call_later("soon", lambda: None)
+
+
+def test_call_at_and_call_later_take_a_bool_as_a_number(loop):
+    """asyncio treats True as 1 (seconds); so does rio's loop (the native API refuses it)."""
+    at = loop.call_at(True, lambda: None)
+    later = loop.call_later(False, lambda: None)
+    assert at.when() == 1
+    assert later.when() >= loop.time() - 1
+    at.cancel()
+    later.cancel()
 
 
 def test_cancelled_timers_do_not_pile_up_between_iterations():

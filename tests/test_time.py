@@ -139,6 +139,21 @@ def test_sleep_non_positive_yields_exactly_once(run, seconds):
     assert elapsed < 0.5  # no timer was waited for
 
 
+@pytest.mark.parametrize(
+    ("make", "what"),
+    [
+        (lambda: rio.sleep(True), "seconds"),
+        (lambda: rio.Sleep(False), "seconds"),
+        (lambda: rio.sleep_until(True), "deadline"),
+        (lambda: rio.sleep("1"), "seconds"),
+        (lambda: rio.timeout(True), "seconds"),
+    ],
+)
+def test_a_bool_or_a_string_is_not_a_number_of_seconds(make, what):
+    with pytest.raises(TypeError, match=f"^{what} must be a number of seconds"):
+        make()
+
+
 def test_sleep_nan_raises_value_error(run):
     async def main():
         with pytest.raises(ValueError):
