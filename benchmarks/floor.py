@@ -1,7 +1,7 @@
 """The floor: the least work CPython itself does to drive a workload's coroutines.
 
-The performance contract (shared/DESIGN.md) measures the native API against "a
-loop that only calls ``coro.send(None)`` on coroutines taken from a deque".
+The project measures the native API against "a loop that only calls
+``coro.send(None)`` on coroutines taken from a deque" (benchmarks/README.md).
 `run_bare` is exactly that loop; it is the floor for the ``yield`` workload,
 whose coroutines await `bare_yield`.
 
@@ -70,7 +70,7 @@ class FloorTask(Generic[T]):
 
 
 class FloorFlag(Generic[T]):
-    """A one-shot value cell: the floor's leaf future (compare `Flag` in DESIGN.md)."""
+    """A one-shot value cell: the floor's leaf future (compare the `Flag` example in README.md)."""
 
     def __init__(self) -> None:
         self.is_set = False

@@ -292,7 +292,7 @@ PING_PONG_HOPS = 100_000
 
 @functools.cache
 def _rio_flag_class() -> Any:
-    """DESIGN.md's `Flag`, carrying a value: a pure-Python leaf `rio_rt.Future`."""
+    """README.md's `Flag` example, carrying a value: a pure-Python leaf `rio_rt.Future`."""
 
     class Flag(rio.Future):  # type: ignore[misc]  # rio_rt is imported dynamically
         def __init__(self) -> None:

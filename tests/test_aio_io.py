@@ -3,9 +3,9 @@
 rio's ``Loop`` takes all of these unchanged from asyncio's SelectorEventLoop;
 they reach the engine's reactor only through ``_add_reader``/``_add_writer``
 and friends. Each test runs on rio's loop and on stdlib asyncio (the oracle)
-with the same body and the same expected values (STYLE.md, "Same body, two
-loops"). Everything is on loopback, and every test body is bounded by
-``asyncio.timeout`` inside the loop.
+with the same body and the same expected values (same body, two loops:
+``docs/design.md``, "Testing"). Everything is on loopback, and every test body
+is bounded by ``asyncio.timeout`` inside the loop.
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """The basics, on whatever platform runs this file.
 
-The Windows wheel jobs run this file and tests/test_threads.py (cross-thread
-wakes, spawn_blocking) (pyproject.toml, ``[tool.cibuildwheel.windows]``): the
-rest of the suite still assumes POSIX.
-So it uses only what every platform has: no AF_UNIX, no ``resource``, no
-POSIX-only signals, no fork, loopback 127.0.0.1 only. Every wait is bounded
-inside the test itself (``run_with_timeout``, ``asyncio.timeout``), because
-conftest's SIGALRM watchdog does not exist on Windows. It runs in the normal
-suite on Linux and macOS too.
+Every wheel job runs the whole suite, Windows included (pyproject.toml,
+``[tool.cibuildwheel]`` ``test-command``), as do the Windows jobs in ci.yml;
+tests that need POSIX skip themselves there. This file is the part that must
+pass everywhere, so it uses only what every platform has: no AF_UNIX, no
+``resource``, no POSIX-only signals, no fork, loopback 127.0.0.1 only. Every
+wait is bounded inside the test itself (``run_with_timeout``,
+``asyncio.timeout``), because conftest's SIGALRM watchdog does not exist on
+Windows.
 """
 
 from __future__ import annotations
