@@ -199,8 +199,11 @@ def test_a_callback_on_a_reused_fd_runs_after_removing_by_the_closed_number(arun
     assert (removed, callback) == (True, "ran")
 
 
+@pytest.mark.parametrize("registered_with", ["socket", "fd"])
 @pytest.mark.parametrize("direction", DIRECTIONS)
-def test_a_callback_on_a_reused_fd_runs_when_the_closed_socket_was_never_removed(direction):
+def test_a_callback_on_a_reused_fd_runs_when_the_closed_socket_was_never_removed(
+    direction, registered_with
+):
     """rio's loop only: stdlib asyncio hangs here. Its selector still holds the old
     key under the number; add_X(new socket) looks the number up, finds that key with
     the same event mask and only swaps the callback, with no epoll_ctl: add_X returns
@@ -209,26 +212,31 @@ def test_a_callback_on_a_reused_fd_runs_when_the_closed_socket_was_never_removed
     rio must do better: the old socket is closed (its registration names an object
     whose fileno() is -1 now, or simply an fd epoll no longer has), so a registration
     for a different, open socket must be made afresh in the kernel. The old callback
-    must not be called for the new socket either.
+    must not be called for the new socket either. Registered with plain fd numbers,
+    nothing tells the two sockets apart: the fresh kernel registration must come
+    from add_X itself.
     """
     stale_calls: list[str] = []
+
+    def key(sock: socket.socket) -> Any:
+        return sock if registered_with == "socket" else sock.fileno()
 
     async def main() -> tuple[str, Any]:
         loop = asyncio.get_running_loop()
         with socketpair() as (old, old_peer):
-            add(loop, direction, old, lambda: stale_calls.append("old callback"))
+            add(loop, direction, key(old), lambda: stale_calls.append("old callback"))
             fd = old.fileno()
             old.close()  # and no remove_X, before or after
             old_peer.close()
         with pair_reusing(fd) as (new, new_peer):
             fired, callback = one_shot(loop)
-            add(loop, direction, new, callback)
+            add(loop, direction, key(new), callback)
             try:
                 make_ready(direction, new_peer)
                 ran = await ran_within_deadline(fired)
-                return ran, outcome_of(lambda: remove(loop, direction, new))
+                return ran, outcome_of(lambda: remove(loop, direction, key(new)))
             finally:
-                remove(loop, direction, new)
+                remove(loop, direction, key(new))
 
     callback, removed = run_on_loop(rio.new_event_loop, main(), seconds=OUTER_BOUND)
     assert (callback, removed) == ("ran", True)
