@@ -34,29 +34,21 @@ import socket as _socket
 import sys
 from asyncio import IncompleteReadError
 
-from libc.errno cimport errno, EAGAIN, EINTR
-
-cdef extern from "errno.h":
-    int EWOULDBLOCK
+from libc.errno cimport errno
 from libc.stdlib cimport malloc, free
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 
 from rio_core._io cimport wait_fd, adopt_fd, FD_OWNED, FD_FOREIGN
 from rio_core._reactor cimport RIO_IN, RIO_OUT
+from rio_core._sockio cimport (
+    rio_recv, rio_send, rio_recv_bytes, BULK_READ, would_block, retryable,
+)
 from rio_core._io import ClosedResourceError, notify_closing
 from rio_core._runtime import sleep
 from rio_core._blocking import spawn_blocking
 
-cdef extern from "rio_net.h" nogil:
-    long rio_recv(int fd, void *buf, size_t n)
-    long rio_send(int fd, const void *buf, size_t n)
-
-cdef extern from "rio_net.h":
-    object rio_recv_bytes(int fd, Py_ssize_t size, int *err)
-
 cdef Py_ssize_t READ_BUFFER_SIZE = 65536
-cdef Py_ssize_t BULK_READ = 16384          # reads this large go straight into their result
 cdef tuple ACCEPT_EXHAUSTED = (_errno.EMFILE, _errno.ENFILE, _errno.ENOBUFS, _errno.ENOMEM)
 # accept() back-off while descriptors are exhausted: 10 ms doubling to 100 ms, so a
 # freed descriptor is used within 0.1 s and the retries cost nothing measurable.
@@ -245,9 +237,9 @@ cdef class Stream(SocketResource):
                     self.bulk = got >= BULK_READ
                     return PyBytes_FromStringAndSize(self.rbuf, got)
                 err = errno
-            if err == EAGAIN or err == EWOULDBLOCK:
+            if would_block(err):
                 await wait_fd(self.fd, RIO_IN, FD_OWNED)
-            elif err != EINTR:
+            elif not retryable(err):
                 raise os_error(err, "read from", self.peer)
 
     async def _read_large(self, Py_ssize_t size):
@@ -280,9 +272,9 @@ cdef class Stream(SocketResource):
                     self.drained = got < view.len
                     return got
                 err = errno
-                if err == EAGAIN or err == EWOULDBLOCK:
+                if would_block(err):
                     await wait_fd(self.fd, RIO_IN, FD_OWNED)
-                elif err != EINTR:
+                elif not retryable(err):
                     raise os_error(err, "read from", self.peer)
         finally:
             PyBuffer_Release(&view)
@@ -334,9 +326,9 @@ cdef class Stream(SocketResource):
                     sent += n
                     continue
                 err = errno
-                if err == EAGAIN or err == EWOULDBLOCK:
+                if would_block(err):
                     await wait_fd(self.fd, RIO_OUT, FD_OWNED)
-                elif err != EINTR:
+                elif not retryable(err):
                     raise os_error(err, "write to", self.peer)
             if not self.bulk:
                 # request/response: the reply to what was just sent is not here
