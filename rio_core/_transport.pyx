@@ -21,7 +21,7 @@ import sys
 from asyncio import BufferedProtocol, Transport, constants, futures
 from asyncio.log import logger
 
-from libc.errno cimport errno, EAGAIN, EINTR
+from libc.errno cimport errno
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
@@ -29,19 +29,9 @@ from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 
 from rio_core._loop cimport LoopCore
-
-cdef extern from "errno.h":
-    int EWOULDBLOCK
-
-cdef extern from "rio_net.h" nogil:
-    long rio_recv(int fd, void *buf, size_t n)
-    long rio_send(int fd, const void *buf, size_t n)
-
-cdef extern from "rio_net.h":
-    object rio_recv_bytes(int fd, Py_ssize_t size, int *err)
+from rio_core._sockio cimport rio_recv, rio_send, rio_recv_bytes, BULK_READ, retryable
 
 cdef Py_ssize_t MAX_READ = 256 * 1024       # asyncio's max_size for recv()
-cdef Py_ssize_t BULK_READ = 16 * 1024       # a read this large switches to recv-into-result
 cdef bint SERVER_ATTACH_TAKES_TRANSPORT = sys.version_info >= (3, 13)
 
 
@@ -183,7 +173,7 @@ cdef class SocketTransport:
             finally:
                 PyBuffer_Release(&view)
             if n < 0:
-                if err == EAGAIN or err == EWOULDBLOCK or err == EINTR:
+                if retryable(err):
                     return
                 self._fatal_error(OSError(err, _strerror(err)),
                                   "Fatal read error on socket transport")
@@ -212,7 +202,7 @@ cdef class SocketTransport:
             err = errno
             data = None
         if n < 0:
-            if err == EAGAIN or err == EWOULDBLOCK or err == EINTR:
+            if retryable(err):
                 return
             self._fatal_error(OSError(err, _strerror(err)), "Fatal read error on socket transport")
             return
@@ -269,7 +259,7 @@ cdef class SocketTransport:
                 n = rio_send(self.fd, view.buf, view.len)
                 if n < 0:
                     err = errno
-                    if err == EAGAIN or err == EWOULDBLOCK or err == EINTR:
+                    if retryable(err):
                         n = 0
                     else:
                         self._fatal_error(OSError(err, _strerror(err)),
@@ -297,7 +287,7 @@ cdef class SocketTransport:
         n = rio_send(self.fd, start, len(self.wbuf))
         if n < 0:
             err = errno
-            if err == EAGAIN or err == EWOULDBLOCK or err == EINTR:
+            if retryable(err):
                 return
             self.loop._remove_writer(self.fd)
             del self.wbuf[:]
