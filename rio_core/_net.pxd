@@ -1,4 +1,6 @@
 # cython: language_level=3
+from rio_core._sockio cimport RecvBuffer
+
 
 cdef class SocketResource:
     cdef object sock
@@ -12,12 +14,11 @@ cdef class SocketResource:
 
 cdef class Stream(SocketResource):
     cdef object peer
-    cdef char *rbuf
+    cdef RecvBuffer recv_buffer    # scratch buffer and bulk flag: see _sockio
     # Set when the last recv returned less than asked (the socket was drained),
     # or by a write (unless reads are bulk): the next read parks first instead
     # of making a recv that would fail EAGAIN.
     cdef bint drained
-    cdef bint bulk                 # the last read was large: recv into the result
 
     cdef int attach(self, object sock, object peer) except -1
 

@@ -8,7 +8,8 @@ So a stream that has data waiting costs one system call per read and no trip
 through the reactor.
 
 - ``read`` receives into a per-stream 64 KiB buffer and copies the bytes
-  received: a small read allocates only its result, never 64 KiB.
+  received: a small read allocates only its result, never 64 KiB. After a
+  large read it receives straight into the result (``_sockio.RecvBuffer``).
 - After a short read (the socket was drained), and after a write unless the
   last read was large, the next read parks first: the reactor's retained,
   level-triggered interest reports data that is already there, and a
@@ -34,29 +35,20 @@ import socket as _socket
 import sys
 from asyncio import IncompleteReadError
 
-from libc.errno cimport errno, EAGAIN, EINTR
-
-cdef extern from "errno.h":
-    int EWOULDBLOCK
-from libc.stdlib cimport malloc, free
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.errno cimport errno
+from cpython.bytes cimport PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 
 from rio_core._io cimport wait_fd, adopt_fd, FD_OWNED, FD_FOREIGN
 from rio_core._reactor cimport RIO_IN, RIO_OUT
+from rio_core._sockio cimport (
+    rio_recv, rio_send, would_block, retryable, recv_buffer_read, recv_buffer_release,
+)
 from rio_core._io import ClosedResourceError, notify_closing
 from rio_core._future import sleep
 from rio_core._blocking import spawn_blocking
 
-cdef extern from "rio_net.h" nogil:
-    long rio_recv(int fd, void *buf, size_t n)
-    long rio_send(int fd, const void *buf, size_t n)
-
-cdef extern from "rio_net.h":
-    object rio_recv_bytes(int fd, Py_ssize_t size, int *err)
-
-cdef Py_ssize_t READ_BUFFER_SIZE = 65536
-cdef Py_ssize_t BULK_READ = 16384          # reads this large go straight into their result
+cdef Py_ssize_t READ_BUFFER_SIZE = 65536     # the scratch buffer; larger reads go to read_into
 cdef tuple ACCEPT_EXHAUSTED = (_errno.EMFILE, _errno.ENFILE, _errno.ENOBUFS, _errno.ENOMEM)
 # accept() back-off while descriptors are exhausted: 10 ms doubling to 100 ms, so a
 # freed descriptor is used within 0.1 s and the retries cost nothing measurable.
@@ -196,9 +188,7 @@ cdef class Stream(SocketResource):
     """A connected byte stream (TCP or Unix). Use ``TcpStream.connect`` /
     ``UnixStream.connect`` or a listener's ``accept`` to get one."""
     def __dealloc__(self):
-        if self.rbuf != NULL:
-            free(self.rbuf)
-            self.rbuf = NULL
+        recv_buffer_release(&self.recv_buffer)
 
     cdef int attach(self, object sock, object peer) except -1:
         self.attach_socket(sock, "stream")
@@ -212,7 +202,6 @@ cdef class Stream(SocketResource):
     async def read(self, n=65536):
         """Read up to ``n`` bytes; ``b""`` means the peer closed its side."""
         cdef Py_ssize_t size = n
-        cdef long got
         cdef int err
         if size < 0:
             raise ValueError(f"read size must be >= 0, got {n}")
@@ -226,28 +215,13 @@ cdef class Stream(SocketResource):
             await wait_fd(self.fd, RIO_IN, FD_OWNED)
         while True:
             self.check_open("read")
-            if self.bulk and size >= BULK_READ:
-                # the last read was large: receive into the result itself (no extra copy)
-                data = rio_recv_bytes(self.fd, size, &err)
-                if data is not None:
-                    got = len(data)
-                    self.drained = got < size
-                    self.bulk = got >= BULK_READ
-                    return data
-            else:
-                if self.rbuf == NULL:
-                    self.rbuf = <char *>malloc(READ_BUFFER_SIZE)
-                    if self.rbuf == NULL:
-                        raise MemoryError()
-                got = rio_recv(self.fd, self.rbuf, size)
-                if got >= 0:
-                    self.drained = got < size
-                    self.bulk = got >= BULK_READ
-                    return PyBytes_FromStringAndSize(self.rbuf, got)
-                err = errno
-            if err == EAGAIN or err == EWOULDBLOCK:
+            data = recv_buffer_read(&self.recv_buffer, self.fd, size, READ_BUFFER_SIZE, &err)
+            if data is not None:
+                self.drained = PyBytes_GET_SIZE(data) < size
+                return data
+            if would_block(err):
                 await wait_fd(self.fd, RIO_IN, FD_OWNED)
-            elif err != EINTR:
+            elif not retryable(err):
                 raise os_error(err, "read from", self.peer)
 
     async def _read_large(self, Py_ssize_t size):
@@ -280,9 +254,9 @@ cdef class Stream(SocketResource):
                     self.drained = got < view.len
                     return got
                 err = errno
-                if err == EAGAIN or err == EWOULDBLOCK:
+                if would_block(err):
                     await wait_fd(self.fd, RIO_IN, FD_OWNED)
-                elif err != EINTR:
+                elif not retryable(err):
                     raise os_error(err, "read from", self.peer)
         finally:
             PyBuffer_Release(&view)
@@ -334,11 +308,11 @@ cdef class Stream(SocketResource):
                     sent += n
                     continue
                 err = errno
-                if err == EAGAIN or err == EWOULDBLOCK:
+                if would_block(err):
                     await wait_fd(self.fd, RIO_OUT, FD_OWNED)
-                elif err != EINTR:
+                elif not retryable(err):
                     raise os_error(err, "write to", self.peer)
-            if not self.bulk:
+            if not self.recv_buffer.bulk:
                 # request/response: the reply to what was just sent is not here
                 # yet (a stream whose reads are large keeps reading first)
                 self.drained = True

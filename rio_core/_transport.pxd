@@ -1,5 +1,6 @@
 # cython: language_level=3
 from rio_core._loop cimport LoopCore
+from rio_core._sockio cimport RecvBuffer
 
 
 cdef class SocketTransport:
@@ -20,7 +21,6 @@ cdef class SocketTransport:
     cdef bint protocol_paused     # pause_writing() called on the protocol
     cdef Py_ssize_t high_water
     cdef Py_ssize_t low_water
-    cdef char *rbuf
-    cdef bint bulk                # the last read was large: recv into the result
+    cdef RecvBuffer recv_buffer   # scratch buffer and bulk flag: see _sockio
     cdef object empty_waiter
     cdef object __weakref__

@@ -5,9 +5,9 @@ Behaviour follows asyncio's ``_SelectorSocketTransport`` (the oracle the tests
 compare with), with the data path in C:
 
 - reading: a persistent reader handle on the engine's reactor calls
-  ``read_ready``, which ``recv``s straight into a per-transport buffer and
-  hands ``bytes`` to ``data_received`` (or fills ``get_buffer()`` of a
-  BufferedProtocol);
+  ``read_ready``, which ``recv``s into a per-transport buffer (or, after a
+  large read, into the result: ``_sockio.RecvBuffer``) and hands ``bytes`` to
+  ``data_received`` (or fills ``get_buffer()`` of a BufferedProtocol);
 - writing: write first, buffer the rest. ``write`` calls ``send`` at once
   when nothing is buffered; what does not fit goes to a bytearray and a writer
   handle flushes it when the socket is writable. Flow control (pause_writing /
@@ -21,27 +21,18 @@ import sys
 from asyncio import BufferedProtocol, Transport, constants, futures
 from asyncio.log import logger
 
-from libc.errno cimport errno, EAGAIN, EINTR
-from libc.stdlib cimport malloc, free
+from libc.errno cimport errno
 from libc.string cimport memcpy
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_GET_SIZE
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE
 
 from rio_core._loop cimport LoopCore
+from rio_core._sockio cimport (
+    rio_recv, rio_send, retryable, recv_buffer_read, recv_buffer_release,
+)
 
-cdef extern from "errno.h":
-    int EWOULDBLOCK
-
-cdef extern from "rio_net.h" nogil:
-    long rio_recv(int fd, void *buf, size_t n)
-    long rio_send(int fd, const void *buf, size_t n)
-
-cdef extern from "rio_net.h":
-    object rio_recv_bytes(int fd, Py_ssize_t size, int *err)
-
-cdef Py_ssize_t MAX_READ = 256 * 1024       # asyncio's max_size for recv()
-cdef Py_ssize_t BULK_READ = 16 * 1024       # a read this large switches to recv-into-result
+cdef Py_ssize_t MAX_READ = 256 * 1024       # asyncio's max_size for recv(): each read asks this
 cdef bint SERVER_ATTACH_TAKES_TRANSPORT = sys.version_info >= (3, 13)
 
 
@@ -88,9 +79,7 @@ cdef class SocketTransport:
             loop.call_soon(futures._set_result_unless_cancelled, waiter, None)
 
     def __dealloc__(self):
-        if self.rbuf != NULL:
-            free(self.rbuf)
-            self.rbuf = NULL
+        recv_buffer_release(&self.recv_buffer)
 
     def __del__(self):
         if self.sock is not None:
@@ -162,7 +151,7 @@ cdef class SocketTransport:
 
     def _read_ready(self):
         cdef long n
-        cdef int err
+        cdef int err = 0
         cdef Py_buffer view
         if self.conn_lost:
             return
@@ -183,7 +172,7 @@ cdef class SocketTransport:
             finally:
                 PyBuffer_Release(&view)
             if n < 0:
-                if err == EAGAIN or err == EWOULDBLOCK or err == EINTR:
+                if retryable(err):
                     return
                 self._fatal_error(OSError(err, _strerror(err)),
                                   "Fatal read error on socket transport")
@@ -198,30 +187,16 @@ cdef class SocketTransport:
             except BaseException as exc:
                 self._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
             return
-        if self.bulk:
-            # the last read was large: receive into the result itself (no extra copy)
-            data = rio_recv_bytes(self.fd, MAX_READ, &err)
-            n = -1 if data is None else len(data)
-        else:
-            # small reads: a scratch buffer, then a copy of just what arrived
-            if self.rbuf == NULL:
-                self.rbuf = <char *>malloc(MAX_READ)
-                if self.rbuf == NULL:
-                    raise MemoryError()
-            n = rio_recv(self.fd, self.rbuf, MAX_READ)
-            err = errno
-            data = None
-        if n < 0:
-            if err == EAGAIN or err == EWOULDBLOCK or err == EINTR:
+        # small reads copy just what arrived; after a large one, recv into the result
+        data = recv_buffer_read(&self.recv_buffer, self.fd, MAX_READ, MAX_READ, &err)
+        if data is None:
+            if retryable(err):
                 return
             self._fatal_error(OSError(err, _strerror(err)), "Fatal read error on socket transport")
             return
-        if n == 0:
+        if PyBytes_GET_SIZE(data) == 0:
             self._on_eof()
             return
-        self.bulk = n >= BULK_READ
-        if data is None:
-            data = PyBytes_FromStringAndSize(self.rbuf, n)
         try:
             self.protocol.data_received(data)
         except (SystemExit, KeyboardInterrupt):
@@ -269,7 +244,7 @@ cdef class SocketTransport:
                 n = rio_send(self.fd, view.buf, view.len)
                 if n < 0:
                     err = errno
-                    if err == EAGAIN or err == EWOULDBLOCK or err == EINTR:
+                    if retryable(err):
                         n = 0
                     else:
                         self._fatal_error(OSError(err, _strerror(err)),
@@ -297,7 +272,7 @@ cdef class SocketTransport:
         n = rio_send(self.fd, start, len(self.wbuf))
         if n < 0:
             err = errno
-            if err == EAGAIN or err == EWOULDBLOCK or err == EINTR:
+            if retryable(err):
                 return
             self.loop._remove_writer(self.fd)
             del self.wbuf[:]
