@@ -99,3 +99,25 @@ def test_the_scanner_reports_a_missing_document_and_only_that():
     ]
     # From the root, ../README.md leaves the repository.
     assert missing_documents("setup.py", "# ../README.md", known) == ["setup.py:1: ../README.md"]
+
+
+def engine_modules() -> list[str]:
+    """Every module of rio_core: each .pyx, each pure-Python module, each .pxd
+    that has no .pyx (inline-only), by name."""
+    engine = REPO / "rio_core"
+    names = {p.stem for p in engine.glob("*.pyx")}
+    names |= {p.stem for p in engine.glob("*.py") if p.stem != "__init__"}
+    names |= {p.stem for p in engine.glob("*.pxd") if not (engine / f"{p.stem}.pyx").exists()}
+    return sorted(names)
+
+
+@pytest.mark.parametrize("document", ["CONTRIBUTING.md", "docs/design.md"])
+def test_the_module_maps_list_every_engine_module(document):
+    """CONTRIBUTING.md's layout and docs/design.md's module map name every module."""
+    path = REPO / document
+    if not path.exists():
+        pytest.skip(f"{document} is not shipped here")
+    text = path.read_text(encoding="utf-8")
+    modules = engine_modules()
+    assert "_runtime" in modules and "_queue" in modules, modules
+    assert [name for name in modules if not re.search(rf"\b{name}\b", text)] == []
