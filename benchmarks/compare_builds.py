@@ -30,7 +30,9 @@ from typing import Any
 RUN_PY = Path(__file__).resolve().parent / "run.py"
 BUILDS = ("before", "after")
 
-Samples = dict[tuple[str, str], list[float]]  # (workload, rio runner) -> seconds, one per round
+# (workload, rio runner) -> {round: seconds}; a round may lack a sample (the runner
+# was dropped for that workload in that run), so pairs are matched by round.
+Samples = dict[tuple[str, str], dict[int, float]]
 
 
 def is_rio_runner(runner: str) -> bool:
@@ -54,12 +56,12 @@ def run_once(python: str, only: list[str]) -> dict[str, Any]:
         return report
 
 
-def add_samples(report: dict[str, Any], samples: Samples) -> None:
+def add_samples(report: dict[str, Any], samples: Samples, round_number: int) -> None:
     for workload, columns in report["columns"].items():
         for runner in filter(is_rio_runner, columns["runners"]):
-            seconds = report["medians_s"][workload].get(runner)
+            seconds = report["medians_s"].get(workload, {}).get(runner)
             if seconds is not None:
-                samples.setdefault((workload, runner), []).append(seconds)
+                samples.setdefault((workload, runner), {})[round_number] = seconds
 
 
 def median_ms(seconds: list[float]) -> str:
@@ -121,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"round {round_number + 1}/{args.repeat}: {build}", file=sys.stderr, flush=True)
             report = run_once(pythons[build], args.only)
             environments.setdefault(build, report["environment"])
-            add_samples(report, samples[build])
+            add_samples(report, samples[build], round_number)
             if not samples[build]:
                 skipped = {k: v for k, v in report["environment"].items() if "skipped" in k}
                 print(f"{build}: no rio runner ran {skipped}", file=sys.stderr)
@@ -131,11 +133,21 @@ def main(argv: list[str] | None = None) -> int:
     ratios = {}
     for key in samples["before"].keys() & samples["after"].keys():
         before, after = samples["before"][key], samples["after"][key]
-        ratios[key] = statistics.median(before) / statistics.median(after)
+        ratios[key] = statistics.median(before.values()) / statistics.median(after.values())
         # The same ratio within each round (both builds back to back): how far noise moves it.
-        paired = [b / a for b, a in zip(before, after, strict=True)]
-        spread = f"{min(paired):.2f}-{max(paired):.2f}"
-        rows.append([*key, median_ms(before), median_ms(after), f"{ratios[key]:.3f}x", spread])
+        paired = [before[n] / after[n] for n in before.keys() & after.keys()]
+        spread = f"{min(paired):.2f}-{max(paired):.2f}" if paired else "-"
+        if len(before) < args.repeat or len(after) < args.repeat:
+            spread += f" ({len(before)}/{len(after)} samples)"
+        rows.append(
+            [
+                *key,
+                median_ms(list(before.values())),
+                median_ms(list(after.values())),
+                f"{ratios[key]:.3f}x",
+                spread,
+            ]
+        )
     rows[1:] = sorted(rows[1:])
 
     notes = [f"{build}: {pythons[build]} ({describe(environments[build])})" for build in BUILDS]
