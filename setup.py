@@ -23,6 +23,7 @@ MODULES = [
     "_runtime",
     "_future",
     "_sync",
+    "_channel",
     "_io",
     "_net",
     "_loop",

@@ -5,6 +5,19 @@ Its documented API is what this module exports; ``rio_rt`` uses nothing else.
 """
 
 from rio_core._blocking import blocking_pool_size, spawn_blocking
+from rio_core._channel import (
+    BroadcastReceiver,
+    BroadcastSender,
+    Lagged,
+    Receiver,
+    Sender,
+    WatchReceiver,
+    WatchSender,
+    WouldBlock,
+    broadcast,
+    channel,
+    watch,
+)
 from rio_core._future import (
     Future,
     Sleep,
@@ -49,22 +62,49 @@ from rio_core._runtime import (
     debug_counters,
     spawn,
 )
-from rio_core._sync import Oneshot
+from rio_core._sync import (
+    Barrier,
+    ChannelClosed,
+    Condition,
+    Event,
+    Lock,
+    Notify,
+    Oneshot,
+    Permit,
+    RwLock,
+    Semaphore,
+    SemaphoreClosed,
+)
 from rio_core._time import TimerHandle, check_seconds
 from rio_core._transport import SocketTransport
 
 __all__ = [
-    "PENDING",
+    "Barrier",
+    "BroadcastReceiver",
+    "BroadcastSender",
     "BusyResourceError",
+    "ChannelClosed",
     "ClosedResourceError",
+    "Condition",
     "Context",
+    "Event",
     "Future",
     "Handle",
+    "Lagged",
     "Listener",
+    "Lock",
     "LoopCore",
+    "Notify",
     "Oneshot",
+    "PENDING",
+    "Permit",
     "Ready",
+    "Receiver",
     "Runtime",
+    "RwLock",
+    "Semaphore",
+    "SemaphoreClosed",
+    "Sender",
     "Sleep",
     "SocketTransport",
     "Stream",
@@ -76,10 +116,15 @@ __all__ = [
     "UnixListener",
     "UnixStream",
     "Waker",
+    "WatchReceiver",
+    "WatchSender",
+    "WouldBlock",
     "YieldNow",
     "block_on",
     "blocking_pool_size",
+    "broadcast",
     "call_at",
+    "channel",
     "check_seconds",
     "current_runtime",
     "current_task",
@@ -95,5 +140,6 @@ __all__ = [
     "spawn_blocking",
     "wait_readable",
     "wait_writable",
+    "watch",
     "yield_now",
 ]

@@ -66,6 +66,17 @@ cdef inline int ring_push(Ring *ring, object obj) except -1:
     return 0
 
 
+cdef inline int ring_push_front(Ring *ring, object obj) except -1:
+    """Put a new reference to ``obj`` at the front (it is popped next)."""
+    if ring.count > ring.mask:
+        ring_grow(ring)
+    Py_INCREF(obj)
+    ring.head = (ring.head - 1) & ring.mask
+    ring.items[ring.head] = <PyObject *>obj
+    ring.count += 1
+    return 0
+
+
 cdef inline PyObject *ring_pop(Ring *ring) noexcept:
     """Take the front entry; the caller owns the returned reference.
 
