@@ -1002,8 +1002,9 @@ def debug_counters():
         return {}
     from rio_core._handle import _debug_live_handles
     from rio_core._future import _debug_live_sleeps
+    from rio_core._sync import _debug_live_waiters
     return {"tasks": live_tasks_count, "sleeps": _debug_live_sleeps(),
-            "handles": _debug_live_handles()}
+            "handles": _debug_live_handles(), "waiters": _debug_live_waiters()}
 
 
 def debug_build():

@@ -207,7 +207,7 @@ def test_debug_counters():
     if not rio_core.debug_build():
         assert counters == {}
         return
-    assert {"tasks", "sleeps", "handles"} <= set(counters)
+    assert {"tasks", "sleeps", "handles", "waiters"} <= set(counters)
     gc.collect()
     before = rio_core.debug_counters()
 
