@@ -34,7 +34,7 @@ from cpython.ref cimport Py_DECREF
 from rio_core._queue cimport ring_init, ring_push, ring_push_front, ring_pop, ring_clear
 from rio_core._runtime cimport current_runtime_or_none
 from rio_core._sync cimport (
-    Primitive, WaitQueue, Waiter, make_waiter, WAITER_GRANTED, WAITER_CLOSED,
+    Primitive, WaitQueue, Waiter, make_waiter, WAITER_NEW, WAITER_GRANTED, WAITER_CLOSED,
     OP_SEND, OP_RECV,
 )
 from rio_core._sync import ChannelClosed
@@ -435,10 +435,18 @@ cdef class Broadcast(Primitive):
         self.next_seq += 1
         if self.next_seq - self.first_seq > <uint64_t>self.capacity:
             self.first_seq = self.next_seq - self.capacity
+        cdef list parked = []
         while self.waiters.head is not None:
-            waiter = self.waiters.pop()
-            got = self.resolve(<BroadcastReceiver>waiter.receiver)   # parked: not lagging
-            waiter.grant(got[0])
+            parked.append(self.waiters.pop())
+        for waiter in parked:
+            # parked: not lagging; None when another task's recv on the same
+            # receiver took the value first: it parks again, in order
+            got = self.resolve(<BroadcastReceiver>waiter.receiver)
+            if got is None:
+                waiter.state = WAITER_NEW
+                self.waiters.push(waiter)
+            else:
+                waiter.grant(got[0])
         return 0
 
 

@@ -331,7 +331,11 @@ cdef class Waiter(Future):
         self.wake_kind = WAKE_THREAD
         self.owner.attempt(self)
         if self.state == WAITER_QUEUED:
-            lock.acquire()              # released by the grant (drops the GIL meanwhile)
+            try:
+                lock.acquire()          # released by the grant (drops the GIL meanwhile)
+            except BaseException:       # a signal handler raised: stop waiting
+                self.abandon()
+                raise
         self.thread_lock = None
         return self.finish()
 
@@ -339,7 +343,7 @@ cdef class Waiter(Future):
         """The awaiting task was cancelled, or dropped the await."""
         cdef WaiterState state = self.state
         self.state = WAITER_DONE
-        if state == WAITER_QUEUED:
+        if state == WAITER_QUEUED and self.queue is not None:
             self.queue.remove(self)
             self.owner.left(self)
         elif state == WAITER_GRANTED:
@@ -473,11 +477,11 @@ cdef class Lock(Primitive):
 
     def acquire(self):
         """Wait until this task holds the lock; returns True. Cancel-safe."""
-        cdef Waiter waiter = make_waiter(self, OP_ACQUIRE)
-        waiter.holder = current_holder()
-        return waiter
+        return make_waiter(self, OP_ACQUIRE)
 
     cdef int attempt(self, Waiter waiter) except -1:
+        # the holder is the task that awaits the acquire (polling it now)
+        waiter.holder = current_holder()
         if self.holder_ is None and self.waiters.count == 0:
             self.holder_ = waiter.holder
             waiter.state = WAITER_GRANTED
