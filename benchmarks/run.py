@@ -1,5 +1,6 @@
 """rio-rt comparison suite: rio native vs stdlib asyncio vs uvloop vs the CPython floor,
-and, over TCP, rio's native sockets vs asyncio streams and protocols vs uvloop.
+and, over TCP, rio's native sockets vs asyncio streams and protocols vs uvloop, and rio's
+channel, Lock and Semaphore vs asyncio's (and trio's).
 
     python benchmarks/run.py [--quick] [--only NAME[,NAME]] [--json OUT] [--markdown OUT]
                              [--min-ratio X] [--repeat R] [--timeout S]
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 
 import aio_workloads  # noqa: F401  (registers the asyncio-door workloads)
 import net_workloads  # noqa: F401  (registers the TCP workloads)
+import sync_workloads  # noqa: F401  (registers the channel, lock and semaphore workloads)
 from workloads import (
     UNAVAILABLE,
     WORKLOADS,
@@ -38,6 +40,7 @@ from workloads import (
     Workload,
     WrongResult,
     rio,
+    trio,
     unavailable,
     uvloop,
 )
@@ -149,6 +152,8 @@ def environment() -> dict[str, str]:
             env["rio reactor"] = f"unknown: {type(exc).__name__}: {exc}"
     if uvloop is not None:
         env["uvloop"] = uvloop.__version__
+    if trio is not None:
+        env["trio"] = trio.__version__
     for runner, why in UNAVAILABLE.items():
         env[f"{runner} skipped (its cells stay empty)"] = why
     return env

@@ -15,7 +15,8 @@ leaves that cell empty.
 
 The runners above and their ratios are the default `Columns` (`CORE`). A workload
 whose job needs other runners declares its own `Columns`: the TCP workloads in
-`net_workloads.py` compare rio with asyncio streams, asyncio protocols and uvloop.
+`net_workloads.py` compare rio with asyncio streams, asyncio protocols and uvloop;
+the synchronisation workloads in `sync_workloads.py` add a ``trio`` runner (`trio.run`).
 Workloads sharing `Columns` share one table in the report.
 
 To add a workload: write its bodies and call `register(Workload(...))` at the
@@ -82,12 +83,16 @@ def _import_optional(name: str) -> tuple[ModuleType | None, str]:
 
 rio: Any
 uvloop: Any
+trio: Any
 rio, _rio_missing = _import_optional("rio_rt")
 uvloop, _uvloop_missing = _import_optional("uvloop")
+trio, _trio_missing = _import_optional("trio")  # only sync_workloads.py runs it
 
 # backend name -> why it cannot run in this process
 UNAVAILABLE: dict[str, str] = {
-    name: why for name, why in (("rio", _rio_missing), ("uvloop", _uvloop_missing)) if why
+    name: why
+    for name, why in (("rio", _rio_missing), ("uvloop", _uvloop_missing), ("trio", _trio_missing))
+    if why
 }
 
 

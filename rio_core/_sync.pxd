@@ -80,6 +80,7 @@ cdef class Waiter(Future):
     cdef int close_with(self, object error) except -1
     cdef int wake(self) except -1
     cdef object finish(self)
+    cdef object poll_task(self, Task task)
     cdef object poll_asyncio(self)
     cdef object block_thread(self)
     cdef int abandon(self) except -1

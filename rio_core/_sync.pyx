@@ -239,7 +239,7 @@ cdef class Waiter(Future):
             wake_task(self.task)
         elif self.wake_kind == WAKE_FUTURE:
             future = self.future
-            if not future.done():
+            if future is not None and not future.done():
                 loop = future.get_loop()
                 if loop is _get_running_loop():
                     future.set_result(None)
@@ -268,11 +268,13 @@ cdef class Waiter(Future):
 
     # ---- the awaiting side
 
-    cdef object _poll(self, Task task):
+    cdef object poll_task(self, Task task):
+        """Polled by a rio task: PENDING_, or the outcome (returned or raised)."""
         if self.state == WAITER_NEW:
             self.wake_kind = WAKE_TASK
             self.task = task
-            self.owner.bind(task.rt)
+            if self.owner.bound is not task.rt:
+                self.owner.bind(task.rt)
             self.owner.attempt(self)
         elif self.state == WAITER_QUEUED:
             self.task = task            # perhaps another task polls it now
@@ -282,16 +284,19 @@ cdef class Waiter(Future):
             return PENDING_
         if self.state == WAITER_DONE:
             raise RuntimeError("this operation was already awaited; call it again")
-        return Ready(self.finish())
+        return self.finish()
+
+    cdef object _poll(self, Task task):
+        cdef object value = self.poll_task(task)
+        return value if value is PENDING_ else Ready(value)
 
     def __next__(self):
         cdef Task task = current_task_or_none()
         cdef object value
         if task is not None:
-            value = self._poll(task)
+            value = self.poll_task(task)
             if value is PENDING_:
                 return PENDING_
-            value = (<Ready>value).value
         else:
             value = self.poll_asyncio()
             if value is PENDING_:
@@ -302,17 +307,21 @@ cdef class Waiter(Future):
 
     cdef object poll_asyncio(self):
         """Awaited by an asyncio task (no rio task is current): park it on a
-        future of its loop, which the grant completes."""
+        future of its loop, which the grant completes. The future is made only
+        when the waiter has to park (a grant before then finds none to complete,
+        and this poll sees the waiter granted)."""
         cdef object loop
         if self.state == WAITER_NEW:
             loop = _get_running_loop()
             if loop is None:
                 raise RuntimeError(f"{type(self.owner).__name__}'s operations are awaited "
                                    "in a rio task or an asyncio task")
-            self.future = loop.create_future()
             self.wake_kind = WAKE_FUTURE
-            self.owner.bind(loop)
+            if self.owner.bound is not loop:
+                self.owner.bind(loop)
             self.owner.attempt(self)
+            if self.state == WAITER_QUEUED:
+                self.future = loop.create_future()
         if self.state == WAITER_QUEUED:
             if self.future.done():          # woken with nothing granted: park again
                 self.future = self.future.get_loop().create_future()
@@ -362,12 +371,6 @@ cdef class Waiter(Future):
 
     def close(self):
         self.abandon()
-
-    def __del__(self):
-        # dropped while parked (never awaited to the end, e.g. its coroutine was
-        # garbage collected): leave the queue, pass on a grant
-        if self.state == WAITER_QUEUED or self.state == WAITER_GRANTED:
-            self.abandon()
 
     # ---- `async with primitive.operation():`
 

@@ -1,5 +1,6 @@
 """The examples run as the README says: the echo server with its client, the HTTP
-server, and the tour. Each runs as a subprocess on loopback, bounded in time."""
+server, the tour and the worker pool. Each runs as a subprocess (the servers on
+loopback), bounded in time."""
 
 from __future__ import annotations
 
@@ -134,3 +135,15 @@ def test_the_tour_runs(tmp_path):
     assert tour.returncode == 0, tour.stderr
     assert "1000 tasks joined" in tour.stdout
     assert "spawn_blocking" in tour.stdout
+
+
+def test_the_worker_pool_runs_every_job_within_its_limit_and_exits(tmp_path):
+    pool = run_example("worker_pool.py", cwd=tmp_path)
+    assert pool.returncode == 0, pool.stderr
+    lines = pool.stdout.strip().splitlines()
+    # the reporter ran (the pool takes at least 25 x 2 ms, the period is 20 ms)
+    assert any(line.strip().startswith("progress: ") for line in lines[:-1]), pool.stdout
+    summary = lines[-1]
+    assert summary.startswith("40 jobs by 4 workers, 200 parts, "), summary
+    assert "at most 8 of 8 in flight" in summary, summary  # the semaphore held, and was used
+    assert "checksum 39400," in summary, summary  # every part's result reached the end
