@@ -7,8 +7,10 @@ Its documented API is what this module exports; ``rio_rt`` uses nothing else.
 from rio_core._blocking import blocking_pool_size, spawn_blocking
 from rio_core._future import (
     Future,
+    Interval,
     Sleep,
     YieldNow,
+    interval,
     monotonic,
     monotonic_ns,
     sleep,
@@ -60,6 +62,7 @@ __all__ = [
     "Context",
     "Future",
     "Handle",
+    "Interval",
     "Listener",
     "LoopCore",
     "Oneshot",
@@ -85,6 +88,7 @@ __all__ = [
     "current_task",
     "debug_build",
     "debug_counters",
+    "interval",
     "lookup_host",
     "monotonic",
     "monotonic_ns",
