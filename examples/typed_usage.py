@@ -111,6 +111,17 @@ async def time_and_cancellation() -> None:
     elapsed: float = await rio.spawn_blocking(measure_sleep, 0.01)
     assert elapsed >= 0.01
 
+    nap = rio.Sleep(10)
+    nap.reset(rio.monotonic() + 0.005)
+    await nap
+    assert nap.is_elapsed()
+
+    ticks: rio.Interval = rio.interval(0.005, missed_tick="skip")
+    first: float = await ticks.tick()  # immediate
+    async for deadline in ticks:
+        assert deadline > first  # one period (5 ms) later, on the grid
+        break
+
 
 async def loopback() -> None:
     async with await TcpListener.bind("127.0.0.1", 0) as listener:

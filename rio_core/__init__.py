@@ -20,8 +20,10 @@ from rio_core._channel import (
 )
 from rio_core._future import (
     Future,
+    Interval,
     Sleep,
     YieldNow,
+    interval,
     monotonic,
     monotonic_ns,
     sleep,
@@ -90,6 +92,7 @@ __all__ = [
     "Event",
     "Future",
     "Handle",
+    "Interval",
     "Lagged",
     "Listener",
     "Lock",
@@ -130,6 +133,7 @@ __all__ = [
     "current_task",
     "debug_build",
     "debug_counters",
+    "interval",
     "lookup_host",
     "monotonic",
     "monotonic_ns",

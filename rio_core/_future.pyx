@@ -13,7 +13,14 @@ task to finish; throw()/close() cancel the bridge.
 
 ``Sleep`` arms a timer through the time driver (``arm_wake``) and drops it
 when the awaiting task is cancelled or the await is abandoned, so nothing
-wakes the task later. It lives here, above the scheduler, and not in the
+wakes the task later. ``Sleep.reset`` moves the deadline: an armed timer is
+cancelled and a new one armed for the same waiter (a heap entry's deadline
+is fixed once armed), so exactly one timer stays armed per Sleep.
+
+``Interval`` is a Sleep whose deadline the interval moves after every tick,
+with tokio's ``MissedTickBehavior`` for ticks taken late; a tick's state
+changes only in the poll that returns it, so a cancelled ``tick()`` loses
+nothing. It lives here, above the scheduler, and not in the
 time driver's module: Cython's cimport graph must be acyclic, and a leaf
 future needs the scheduler's Task while the scheduler needs the time driver.
 Changing the timer structure touches only rio_core._time.
@@ -22,6 +29,7 @@ Changing the timer structure touches only rio_core._time.
 cimport cython
 from libc.stdint cimport int64_t
 
+from rio_core._handle cimport Wakeable
 from rio_core._runtime cimport (
     Task, Runtime, Context, Ready, PENDING_, READY_NONE, TASK_DONE, reraise,
     current_task_or_none, current_runtime_or_none, current_clock_ns,
@@ -161,7 +169,39 @@ cdef class Sleep(Future):
 
     @property
     def deadline(self):
+        """The deadline, in seconds of ``rio_rt.monotonic()``."""
         return self.deadline_ns / 1e9
+
+    def reset(self, deadline):
+        """Move the deadline to ``deadline`` (seconds of ``rio_rt.monotonic()``),
+        earlier or later. A task waiting on this Sleep wakes at the new deadline;
+        an elapsed Sleep becomes pending again (until the new deadline)."""
+        self.reset_ns(deadline_ns_of(deadline, "deadline"))
+
+    def is_elapsed(self):
+        """Whether the runtime clock has reached the deadline."""
+        return current_clock_ns() >= self.deadline_ns
+
+    cdef int reset_ns(self, int64_t deadline_ns) except -1:
+        """Move the deadline. An armed timer is replaced through its driver
+        (cancel, then ``arm_wake`` for the same waiter); a fired one is
+        forgotten, so the next poll compares with the new deadline."""
+        cdef TimerHandle timer = self.timer
+        cdef TimeDriver driver
+        cdef Wakeable waiter
+        self.deadline_ns = deadline_ns
+        if timer is None:
+            return 0
+        if timer.state == TIMER_ARMED and timer.deadline_ns == deadline_ns:
+            return 0
+        self.timer = None
+        if timer.state == TIMER_ARMED:
+            driver = timer.driver
+            waiter = timer.waiter
+            timer.cancel()
+            if waiter is not None:
+                self.timer = driver.arm_wake(deadline_ns, waiter)
+        return 0
 
     cdef object _poll(self, Task task):
         cdef TimeDriver time_driver = task.rt.time_driver
@@ -201,6 +241,141 @@ cdef class Sleep(Future):
 
     def __repr__(self):
         return f"<rio Sleep until {self.deadline_ns / 1e9:.6f}>"
+
+
+# --------------------------------------------------------------------------- interval
+
+# A tick taken no later than this after its deadline is on time (tokio's 5 ms).
+cdef int64_t MISSED_TOLERANCE_NS = 5_000_000
+
+cdef tuple MISSED_TICK_NAMES = ("burst", "delay", "skip")
+
+
+cdef inline int64_t add_ns(int64_t a, int64_t b) noexcept:
+    """``a + b`` for a, b in [0, DEADLINE_NEVER_NS], saturating at "never"."""
+    cdef int64_t total = a + b
+    return total if total < <int64_t>DEADLINE_NEVER_NS else DEADLINE_NEVER_NS
+
+
+cdef int missed_tick_of(object name) except -1:
+    """A MissedTick from its name (a ValueError for any other object)."""
+    if isinstance(name, str):
+        if name == "burst":
+            return MISSED_BURST
+        if name == "delay":
+            return MISSED_DELAY
+        if name == "skip":
+            return MISSED_SKIP
+    raise ValueError(f"missed_tick must be one of 'burst', 'delay' or 'skip', "
+                     f"got {name!r:.60}")
+
+
+cdef class Interval:
+    """Ticks every ``period`` seconds; the first tick is immediate (tokio's
+    ``interval``). ``await tick()`` returns the deadline the tick was due at.
+
+    Ticks taken late (more than 5 ms after their deadline) follow
+    ``missed_tick``: ``"burst"`` fires the missed ticks back to back on the
+    original grid, ``"delay"`` schedules the next tick one period after the late
+    one was taken, ``"skip"`` schedules it at the next grid point after now.
+    """
+
+    def __init__(self, period, *, missed_tick="burst"):
+        cdef double seconds = checked_seconds(period, "period")
+        cdef Sleep delay
+        if not seconds > 0:
+            raise ValueError(f"period must be a positive number of seconds, got {period!r}")
+        self.missed = <MissedTick>missed_tick_of(missed_tick)
+        self.period_ns = deadline_ns_from_seconds(seconds)
+        if self.period_ns < 1:
+            self.period_ns = 1
+        delay = Sleep.__new__(Sleep)
+        delay.deadline_ns = current_clock_ns()
+        self.delay = delay
+
+    @property
+    def period(self):
+        """The period, in seconds."""
+        return self.period_ns / 1e9
+
+    @property
+    def missed_tick(self):
+        """``"burst"``, ``"delay"`` or ``"skip"``."""
+        return MISSED_TICK_NAMES[<int>self.missed]
+
+    @property
+    def deadline(self):
+        """When the next tick is due, in seconds of ``rio_rt.monotonic()``."""
+        return self.delay.deadline_ns / 1e9
+
+    def tick(self):
+        """An awaitable: waits for the next tick and returns the deadline it
+        was due at. Cancel-safe: a cancelled tick() loses no tick."""
+        cdef IntervalTick t = IntervalTick.__new__(IntervalTick)
+        t.interval = self
+        return t
+
+    def reset(self):
+        """The next tick is due one period from now."""
+        self.delay.reset_ns(add_ns(current_clock_ns(), self.period_ns))
+
+    def __aiter__(self):
+        return self
+
+    def __anext__(self):
+        return self.tick()
+
+    cdef object _take(self, Task task):
+        """Poll for the next tick: PENDING, or Ready(its deadline) with the
+        following deadline set (tokio's poll_tick)."""
+        cdef Sleep delay = self.delay
+        cdef int64_t due, now, following
+        cdef Ready ready
+        if delay._poll(task) is PENDING_:
+            return PENDING_
+        due = delay.deadline_ns
+        now = task.rt.time_driver.now_ns()
+        if now > due + MISSED_TOLERANCE_NS and self.missed != MISSED_BURST:
+            if self.missed == MISSED_DELAY:
+                following = add_ns(now, self.period_ns)
+            else:
+                following = add_ns(now, self.period_ns - (now - due) % self.period_ns)
+        else:
+            following = add_ns(due, self.period_ns)
+        delay.reset_ns(following)
+        ready = Ready.__new__(Ready)
+        ready.value = due / 1e9
+        return ready
+
+    def __repr__(self):
+        return (f"<rio Interval period={self.period_ns / 1e9!r} "
+                f"missed_tick={self.missed_tick!r} next={self.delay.deadline_ns / 1e9:.6f}>")
+
+
+cdef class IntervalTick(Future):
+    """One ``Interval.tick()``: a leaf future ready with the tick's deadline."""
+
+    cdef object _poll(self, Task task):
+        return self.interval._take(task)
+
+    def poll(self, cx):
+        if not isinstance(cx, Context):
+            raise TypeError(f"poll() expects a rio Context, got {type(cx).__name__}")
+        return self._poll((<Context>cx).waker.task)
+
+    def throw(self, typ, val=None, tb=None):
+        self.interval.delay.disarm()
+        self.drop_bridge()
+        reraise(typ, val, tb)
+
+    def close(self):
+        self.interval.delay.disarm()
+        self.drop_bridge()
+
+
+def interval(period, *, missed_tick="burst"):
+    """An ``Interval`` ticking every ``period`` seconds, the first tick at once."""
+    return Interval(period, missed_tick=missed_tick)
 
 
 @cython.final
