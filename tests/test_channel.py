@@ -922,12 +922,14 @@ print(rio.Runtime(autojump_clock=True).block_on(main()))
 """
 
 
-def test_broadcast_two_tasks_receiving_on_one_receiver():
+def test_broadcast_two_tasks_receiving_on_one_receiver(tmp_path):
     """Two tasks parked in recv() of the same receiver: a send must not fail, and
     each value goes to one of them. (Run in a child process: a crash here must
     fail this test, not end the suite.)"""
     child = subprocess.run(
-        [sys.executable, "-c", TWO_TASKS_ON_ONE_BROADCAST_RECEIVER],
+        # -P, and not from the checkout: the installed rio_core, not the source folder
+        [sys.executable, "-P", "-c", TWO_TASKS_ON_ONE_BROADCAST_RECEIVER],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=REAL_GUARD * 3,
