@@ -23,6 +23,7 @@ cdef class Channel(Primitive):
     cdef int pump(self) except -1
     cdef object take(self)
     cdef bint ended(self) noexcept
+    cdef int end_if_drained(self) except -1
     cdef int close_sender(self) except -1
     cdef int close_receiver(self) except -1
 

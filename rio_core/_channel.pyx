@@ -172,6 +172,7 @@ cdef class Channel(Primitive):
                 self.pump()
                 raise ChannelClosed("every receiver of the channel is closed")
             self.deliver(item, False)
+            self.end_if_drained()
             return None
         return waiter.granted
 
@@ -181,6 +182,7 @@ cdef class Channel(Primitive):
                 self.reserved -= 1
                 waiter.item = None
                 self.pump()
+                self.end_if_drained()
         elif self.receivers > 0:               # a received item goes back, in order
             self.deliver(waiter.granted, True)
         return 0
@@ -188,13 +190,17 @@ cdef class Channel(Primitive):
     cdef int left(self, Waiter waiter) except -1:
         if waiter.op == OP_SEND:
             waiter.item = None
-        if self.ended():
-            self.recv_waiters.close_all(ChannelClosed("every sender of the channel is closed"))
-        return 0
+        return self.end_if_drained()
 
     cdef int close_sender(self) except -1:
         self.senders -= 1
-        if self.ended():
+        return self.end_if_drained()
+
+    cdef int end_if_drained(self) except -1:
+        """Once every sender is closed and nothing is left to receive, the
+        waiting receivers get ChannelClosed. Called wherever the last item,
+        reserved slot or parked sender can go away."""
+        if self.ended() and self.recv_waiters.count:
             self.recv_waiters.close_all(ChannelClosed("every sender of the channel is closed"))
         return 0
 

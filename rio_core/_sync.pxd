@@ -15,7 +15,7 @@ cdef enum WakeKind:
     WAKE_NONE           # not parked yet
     WAKE_TASK           # a rio task (``task``)
     WAKE_FUTURE         # an asyncio task on an asyncio loop, parked on ``future``
-    WAKE_THREAD         # a thread blocked in a *_blocking call, on ``thread_lock``
+    WAKE_THREAD         # a thread blocked in a *_blocking call, on its lock
 
 
 cdef enum Op:
@@ -57,7 +57,7 @@ cdef class WaitQueue:
     cdef int grant_all(self, object value) except -1
 
 
-cdef class Waiter(Future):
+cdef class Waiter:
     cdef Primitive owner
     cdef WaitQueue queue            # set while QUEUED
     cdef Waiter next
@@ -72,9 +72,9 @@ cdef class Waiter(Future):
     cdef object receiver            # the handle that asks (broadcast/watch receivers)
     cdef bint for_anext             # `async for`: closing ends the iteration
     cdef WakeKind wake_kind
-    cdef Task task
-    cdef object future
-    cdef object thread_lock
+    # WAKE_TASK: the Task; WAKE_FUTURE: the asyncio future (None until it
+    # parks); WAKE_THREAD: the thread's lock
+    cdef object wake_target
 
     cdef int grant(self, object value) except -1
     cdef int close_with(self, object error) except -1

@@ -33,8 +33,6 @@ fast path: no queue, no wake) or parks it at the back of a ``WaitQueue``.
 """
 
 cimport cython
-from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF, Py_DECREF
 
 from asyncio import CancelledError, InvalidStateError
 from asyncio.events import _get_running_loop
@@ -42,7 +40,7 @@ from asyncio import current_task as _asyncio_current_task
 from _thread import allocate_lock as _allocate_lock
 
 from rio_core._runtime cimport (
-    Task, Runtime, Ready, Context, wake_task, PENDING_, reraise,
+    Task, Ready, Context, wake_task, PENDING_, reraise,
     current_task_or_none,
 )
 from rio_core._future cimport Future
@@ -203,9 +201,13 @@ cdef Waiter make_waiter(Primitive owner, Op op):
 
 
 @cython.final
-@cython.freelist(64)
-cdef class Waiter(Future):
-    """One operation waiting on a primitive: await it (or ``async with`` it)."""
+@cython.freelist(256)
+cdef class Waiter:
+    """One operation waiting on a primitive: await it (or ``async with`` it).
+
+    A leaf future polled in C, but not a ``rio_rt.Future`` subclass: it has no
+    ``poll(cx)`` for Python code, and as a base class of its own it allocates
+    from a freelist."""
 
     def __cinit__(self):
         if RIO_DEBUG_ENABLED:
@@ -236,9 +238,9 @@ cdef class Waiter(Future):
     cdef int wake(self) except -1:
         cdef object future
         if self.wake_kind == WAKE_TASK:
-            wake_task(self.task)
+            wake_task(<Task>self.wake_target)
         elif self.wake_kind == WAKE_FUTURE:
-            future = self.future
+            future = self.wake_target
             if future is not None and not future.done():
                 loop = future.get_loop()
                 if loop is _get_running_loop():
@@ -246,7 +248,7 @@ cdef class Waiter(Future):
                 else:
                     loop.call_soon_threadsafe(_set_if_pending, future)
         elif self.wake_kind == WAKE_THREAD:
-            self.thread_lock.release()
+            self.wake_target.release()
         return 0
 
     cdef object finish(self):
@@ -272,12 +274,12 @@ cdef class Waiter(Future):
         """Polled by a rio task: PENDING_, or the outcome (returned or raised)."""
         if self.state == WAITER_NEW:
             self.wake_kind = WAKE_TASK
-            self.task = task
+            self.wake_target = task
             if self.owner.bound is not task.rt:
                 self.owner.bind(task.rt)
             self.owner.attempt(self)
         elif self.state == WAITER_QUEUED:
-            self.task = task            # perhaps another task polls it now
+            self.wake_target = task     # perhaps another task polls it now
             if self.wake_kind != WAKE_TASK:
                 raise RuntimeError("a waiter is awaited by one task at a time")
         if self.state == WAITER_QUEUED:
@@ -286,9 +288,11 @@ cdef class Waiter(Future):
             raise RuntimeError("this operation was already awaited; call it again")
         return self.finish()
 
-    cdef object _poll(self, Task task):
-        cdef object value = self.poll_task(task)
-        return value if value is PENDING_ else Ready(value)
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
 
     def __next__(self):
         cdef Task task = current_task_or_none()
@@ -300,7 +304,7 @@ cdef class Waiter(Future):
         else:
             value = self.poll_asyncio()
             if value is PENDING_:
-                return self.future
+                return self.wake_target
         if value is not None:
             rio_set_stop_value(value)
         raise StopIteration
@@ -321,22 +325,22 @@ cdef class Waiter(Future):
                 self.owner.bind(loop)
             self.owner.attempt(self)
             if self.state == WAITER_QUEUED:
-                self.future = loop.create_future()
+                self.wake_target = loop.create_future()
         if self.state == WAITER_QUEUED:
-            if self.future.done():          # woken with nothing granted: park again
-                self.future = self.future.get_loop().create_future()
-            self.future._asyncio_future_blocking = True
+            if self.wake_target.done():     # woken with nothing granted: park again
+                self.wake_target = self.wake_target.get_loop().create_future()
+            self.wake_target._asyncio_future_blocking = True
             return PENDING_
         if self.state == WAITER_DONE:
             raise RuntimeError("this operation was already awaited; call it again")
-        self.future = None
+        self.wake_target = None
         return self.finish()
 
     cdef object block_thread(self):
         """Wait in a thread that runs no runtime (the *_blocking calls)."""
         cdef object lock = _allocate_lock()
         lock.acquire()
-        self.thread_lock = lock
+        self.wake_target = lock
         self.wake_kind = WAKE_THREAD
         self.owner.attempt(self)
         if self.state == WAITER_QUEUED:
@@ -345,7 +349,7 @@ cdef class Waiter(Future):
             except BaseException:       # a signal handler raised: stop waiting
                 self.abandon()
                 raise
-        self.thread_lock = None
+        self.wake_target = None
         return self.finish()
 
     cdef int abandon(self) except -1:
@@ -358,8 +362,7 @@ cdef class Waiter(Future):
         elif state == WAITER_GRANTED:
             self.owner.reclaim(self)
         self.granted = None
-        self.future = None
-        self.task = None
+        self.wake_target = None
         return 0
 
     def send(self, value):
