@@ -1,6 +1,6 @@
 """A bounded worker pool: a producer feeds jobs through a rio.channel to a fixed set of
 workers; each job fans out into parts, at most LIMIT parts in flight across the whole pool
-(a rio.Semaphore); a reporter task prints progress every PERIOD seconds.
+(a rio.Semaphore); a reporter task prints progress every PERIOD seconds (a rio.interval).
 
     python examples/worker_pool.py
 
@@ -49,8 +49,9 @@ async def worker(
 
 
 async def reporter(stats: Stats) -> None:
-    while True:
-        await rio.sleep(PERIOD)
+    ticks = rio.interval(PERIOD, missed_tick="skip")
+    await ticks.tick()  # the first tick is immediate: report from the second on
+    async for _deadline in ticks:
         print(f"  progress: {stats.jobs_done}/{JOBS} jobs, {stats.in_flight} parts in flight")
 
 
