@@ -18,6 +18,7 @@ import posixpath
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,27 @@ def test_the_module_maps_list_every_engine_module(document):
     modules = engine_modules()
     assert "_runtime" in modules and "_queue" in modules, modules
     assert [name for name in modules if not re.search(rf"\b{name}\b", text)] == []
+
+
+def python_blocks(document: str) -> list[str]:
+    """The ```python blocks of a document that are whole programs (they import rio_rt)."""
+    text = (REPO / document).read_text(encoding="utf-8")
+    return [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "import rio_rt" in b]
+
+
+@pytest.mark.parametrize("document", ["docs/native-api.md"])
+def test_the_documents_code_runs(document, tmp_path):
+    """Every whole-program example of the contract runs (its own asserts check it)."""
+    if not (REPO / document).exists():
+        pytest.skip(f"{document} is not shipped here")
+    blocks = python_blocks(document)
+    assert blocks, f"no runnable example in {document}"
+    for block in blocks:
+        child = subprocess.run(
+            [sys.executable, "-P", "-c", block],
+            cwd=tmp_path,  # the installed engine, not the checkout's sources
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert child.returncode == 0, f"{document} example failed:\n{block}\n{child.stderr}"
