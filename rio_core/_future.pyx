@@ -54,13 +54,10 @@ def _debug_live_sleeps():
     return live_sleeps_count
 
 
-cdef int64_t deadline_after(object seconds, str what) except? -1:
-    """``seconds`` (checked) from now on the running runtime's clock."""
-    cdef Runtime rt = current_runtime_or_none()
-    cdef int64_t deadline
-    if rt is not None:
-        return rt.time_driver.deadline_after(seconds, what)
-    deadline = current_clock_ns() + deadline_ns_from_seconds(checked_seconds(seconds, what))
+cdef int64_t deadline_in(double seconds) noexcept:
+    """``seconds`` (already checked) from now on the running runtime's clock;
+    DEADLINE_NEVER_NS when the sum would overflow."""
+    cdef int64_t deadline = current_clock_ns() + deadline_ns_from_seconds(seconds)
     return deadline if deadline >= 0 else DEADLINE_NEVER_NS
 
 
@@ -158,7 +155,7 @@ cdef class Sleep(Future):
             live_sleeps_count -= 1
 
     def __init__(self, seconds):
-        self.deadline_ns = deadline_after(seconds, "seconds")
+        self.deadline_ns = deadline_in(checked_seconds(seconds, "seconds"))
 
     @staticmethod
     def until(deadline):
@@ -404,10 +401,12 @@ def yield_now():
 
 def sleep(seconds):
     """Sleep for ``seconds`` (never less). ``seconds <= 0`` yields once."""
-    if checked_seconds(seconds, "seconds") <= 0:
+    cdef double delay = checked_seconds(seconds, "seconds")
+    cdef Sleep s
+    if delay <= 0:
         return YieldNow.__new__(YieldNow)
-    cdef Sleep s = Sleep.__new__(Sleep)
-    s.deadline_ns = deadline_after(seconds, "seconds")
+    s = Sleep.__new__(Sleep)
+    s.deadline_ns = deadline_in(delay)
     return s
 
 

@@ -58,7 +58,6 @@ cdef class TimeDriver:
     cdef bint autojump
 
     cdef int64_t now_ns(self) noexcept
-    cdef int64_t deadline_after(self, object seconds, str what) except? -1
     cdef TimerHandle arm_wake(self, int64_t deadline_ns, Wakeable waiter)
     cdef TimerHandle arm_callback(self, int64_t deadline_ns, object callback, tuple args,
                                   object context)

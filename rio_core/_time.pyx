@@ -5,9 +5,9 @@ for ``Sleep`` and for ``call_later``/``call_at``.
 Design note
 -----------
 - Everything about time goes through ``TimeDriver``: reading the clock
-  (``now_ns``), turning a user's seconds into a deadline (``deadline_after``,
-  and ``deadline_ns_of`` / ``checked_seconds`` for absolute times: the one
-  place that rejects bad values), arming (``arm``: every timer, whoever
+  (``now_ns``), turning a user's seconds into a deadline (``checked_seconds``:
+  the one place that rejects bad values; ``deadline_ns_from_seconds``, and
+  ``deadline_ns_of`` for absolute times), arming (``arm``: every timer, whoever
   builds it), cancelling (``note_cancelled``: the one place that counts dead
   entries), firing (``fire_due``) and the reactor's timeout (``park_timeout_ms``).
 - Entries are ``(deadline_ns, seq)`` keys in a flat C array of structs, so a
@@ -179,13 +179,6 @@ cdef class TimeDriver:
 
     cdef int64_t now_ns(self) noexcept:
         return rio_monotonic_ns() + self.clock_offset_ns
-
-    cdef int64_t deadline_after(self, object seconds, str what) except? -1:
-        """The deadline ``seconds`` from now (checked; never before now, and
-        DEADLINE_NEVER_NS when the sum would overflow)."""
-        cdef int64_t deadline = self.now_ns() + deadline_ns_from_seconds(
-            checked_seconds(seconds, what))
-        return deadline if deadline >= 0 else DEADLINE_NEVER_NS
 
     # ---- arming and cancelling
 
