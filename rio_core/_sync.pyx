@@ -41,7 +41,7 @@ from _thread import allocate_lock as _allocate_lock
 
 from rio_core._runtime cimport (
     Task, Ready, Context, wake_task, PENDING_, reraise,
-    current_task_or_none,
+    current_task_or_none, current_runtime_or_none,
 )
 from rio_core._future cimport Future
 
@@ -73,10 +73,12 @@ cdef object current_holder():
     cdef Task task = current_task_or_none()
     if task is not None:
         return task
-    if _get_running_loop() is not None:
-        holder = _asyncio_current_task()
-        if holder is not None:
-            return holder
+    try:
+        holder = _asyncio_current_task()    # RuntimeError without a running loop
+    except RuntimeError:
+        holder = None
+    if holder is not None:
+        return holder
     raise RuntimeError("this operation needs a task: call it inside rio_rt.block_on() "
                        "or an asyncio task")
 
@@ -316,7 +318,11 @@ cdef class Waiter:
         and this poll sees the waiter granted)."""
         cdef object loop
         if self.state == WAITER_NEW:
-            loop = _get_running_loop()
+            # rio's loop is this thread's running runtime (a TLS read); any
+            # other asyncio loop is asked for (a Python call)
+            loop = current_runtime_or_none()
+            if loop is None:
+                loop = _get_running_loop()
             if loop is None:
                 raise RuntimeError(f"{type(self.owner).__name__}'s operations are awaited "
                                    "in a rio task or an asyncio task")
