@@ -30,7 +30,7 @@ cdef enum Op:
 
 cdef class Primitive:
     # The runtime (a Runtime, or an asyncio loop) whose tasks wait here; None
-    # while nobody waits. Invariant: every parked waiter belongs to it.
+    # once nobody waits. Invariant: every parked task belongs to it.
     cdef object bound
     cdef Py_ssize_t parked          # tasks (not threads) parked in this primitive's queues
     cdef int attempt(self, Waiter waiter) except -1

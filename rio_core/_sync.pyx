@@ -175,6 +175,8 @@ cdef class WaitQueue:
         self.count -= 1
         if waiter.wake_kind != WAKE_THREAD:
             self.owner.parked -= 1
+            if self.owner.parked == 0:
+                self.owner.bound = None     # keep no runtime alive once nobody waits
         return 0
 
     cdef int grant_all(self, object value) except -1:
