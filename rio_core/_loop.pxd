@@ -21,5 +21,5 @@ cdef class LoopCore(Runtime):
                               tuple args)
     cdef bint clear_io_handle(self, object fileobj, uint32_t direction) except -1
     cdef int update_slow_threshold(self) except -1
-    cdef TimerHandle schedule_at(self, object when, object callback, tuple args,
+    cdef TimerHandle schedule_at(self, double when, object callback, tuple args,
                                  object context, str method)

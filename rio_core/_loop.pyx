@@ -27,7 +27,7 @@ from cpython.contextvars cimport PyContext_CopyCurrent
 
 from rio_core._queue cimport ring_push
 from rio_core._handle cimport Handle, make_handle
-from rio_core._time cimport TimerHandle, deadline_ns_of
+from rio_core._time cimport TimerHandle, checked_deadline_ns
 from rio_core._runtime cimport Runtime, Task, enter_runtime, leave_runtime
 from rio_core._reactor cimport RIO_IN, RIO_OUT
 
@@ -193,16 +193,17 @@ cdef class LoopCore(Runtime):
             raise TypeError("when cannot be None")
         return self.schedule_at(when, callback, args, context, "call_at")
 
-    cdef TimerHandle schedule_at(self, object when, object callback, tuple args,
+    cdef TimerHandle schedule_at(self, double when, object callback, tuple args,
                                  object context, str method):
-        """call_at and call_later: one callback timer on the engine's time driver."""
+        """call_at and call_later: one callback timer on the engine's time driver.
+        ``when`` is a C double: asyncio takes any real number, a bool included
+        (the native API refuses bools), and call_later's sum is never boxed."""
         cdef TimerHandle handle
         cdef int64_t deadline_ns
         self.check_closed()
         if self.debug_flag:
             self.check_call(callback, method)
-        # asyncio takes any real number, a bool included (the native API refuses bools)
-        deadline_ns = deadline_ns_of(<double>when if type(when) is bool else when, "when")
+        deadline_ns = checked_deadline_ns(when, "when")
         handle = self.time_driver.arm_callback(
             deadline_ns, callback, args,
             PyContext_CopyCurrent() if context is None else context)

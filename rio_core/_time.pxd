@@ -75,3 +75,4 @@ cdef class TimeDriver:
 cdef int64_t deadline_ns_from_seconds(double seconds) noexcept
 cdef double checked_seconds(object seconds, str what) except? -1.0
 cdef int64_t deadline_ns_of(object when, str what) except? -1
+cdef int64_t checked_deadline_ns(double when, str what) except? -1

@@ -83,6 +83,14 @@ cdef int64_t deadline_ns_of(object when, str what) except? -1:
     return deadline_ns_from_seconds(checked_seconds(when, what))
 
 
+cdef int64_t checked_deadline_ns(double when, str what) except? -1:
+    """The same for a deadline that is already a C double (the asyncio door's
+    call_at/call_later): only NaN is left to refuse."""
+    if isnan(when):
+        raise ValueError(f"{what} must not be NaN")
+    return deadline_ns_from_seconds(when)
+
+
 def check_seconds(seconds, what="seconds"):
     """``float(seconds)`` after the engine's checks (TypeError for a non-number
     or a bool, ValueError for NaN); None passes through (no deadline)."""
