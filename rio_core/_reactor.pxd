@@ -1,4 +1,5 @@
 # cython: language_level=3
+cimport cython
 from libc.stdint cimport uint32_t
 
 from rio_core._queue cimport Ring
@@ -75,9 +76,9 @@ cdef class Reactor:
     cdef readonly Py_ssize_t waits     # polls made (blocking or not)
 
     # the driver: wait and turn events into wakes and queued handles
+    @cython.final
     cdef int turn(self, int timeout_ms, Ring *ready) except -1
     cdef int notify(self) except -1
-    cdef bint has_registrations(self) noexcept
     # parked tasks (rio_core._io)
     cdef Registration park(self, int fd, uint32_t direction, Wakeable task, bint revalidate,
                            object fileobj)
@@ -103,3 +104,8 @@ cdef class Reactor:
 
 
 cdef int fileobj_fd(object fileobj) except -1
+
+
+cdef inline bint fds_watched(Reactor reactor) noexcept:
+    """Whether the poller watches any fd (inline: the tick asks every time)."""
+    return reactor.watched != 0

@@ -150,9 +150,6 @@ cdef class Reactor:
         """The fds the poller watches."""
         return self.watched
 
-    cdef bint has_registrations(self) noexcept:
-        return self.watched != 0
-
     cdef int close(self) except -1:
         if self.poller != NULL:
             rio_poller_free(self.poller)

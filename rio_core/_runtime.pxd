@@ -1,4 +1,5 @@
 # cython: language_level=3
+cimport cython
 from libc.stdint cimport int64_t, uint64_t
 from cpython.object cimport PyObject
 
@@ -155,21 +156,33 @@ cdef class Runtime:
     cdef object slow_hook
 
     cdef int64_t now_ns(self) noexcept
+    @cython.final
     cdef Task spawn_task(self, object coro, object name)
+    @cython.final
     cdef int schedule(self, Task task) except -1
+    @cython.final
     cdef int step(self, Task task) except -1
     cdef tuple throw_into(self, Task task)
+    @cython.final
     cdef int finish(self, Task task, TaskOutcome outcome, object value) except -1
     cdef list live_tasks(self)
     cdef int shutdown_tasks(self) except -1
     # the tick and its steps
+    @cython.final
     cdef int tick(self) except -1
+    @cython.final
     cdef int apply_injected(self) except -1
+    @cython.final
     cdef int run_batch(self, Py_ssize_t n) except -1
+    @cython.final
     cdef int run_batch_timed(self, Py_ssize_t n) except -1
+    @cython.final
     cdef int run_entry(self, object entry) except -1
+    @cython.final
     cdef int turn_reactor(self) except -1
+    @cython.final
     cdef int poll_io_now(self) except -1
+    @cython.final
     cdef int raise_pending_base_exc(self) except -1
     cdef int enter(self) except -1
     cdef int run_until_done(self, Task main) except -1

@@ -65,7 +65,8 @@ from cpython.exc cimport PyErr_CheckSignals
 
 from rio_core._queue cimport ring_init, ring_push, ring_pop, ring_clear
 from rio_core._handle cimport Handle, Wakeable
-from rio_core._time cimport TimeDriver, deadline_ns_of
+from rio_core._time cimport TimeDriver, deadline_ns_of, has_timers
+from rio_core._reactor cimport Reactor, fds_watched
 
 import sys
 from asyncio import CancelledError, InvalidStateError
@@ -719,7 +720,8 @@ cdef class Runtime:
         self.ticks += 1
         if self.inject:
             self.apply_injected()
-        self.time_driver.fire_due(&self.ready)
+        if has_timers(self.time_driver):
+            self.time_driver.fire_due(&self.ready)
         if self.run_batch(self.ready.count) < 1:
             return 0                # a KeyboardInterrupt/SystemExit is pending
         return self.turn_reactor()
@@ -794,11 +796,11 @@ cdef class Runtime:
         if self.stop_requested:
             return 0
         if self.ready.count == 0 and not self.inject:
-            timeout_ms = self.time_driver.park_timeout_ms(not self.reactor.has_registrations())
+            timeout_ms = self.time_driver.park_timeout_ms(not fds_watched(self.reactor))
             self.reactor.turn(timeout_ms, &self.ready)
             self.last_io_poll_ns = self.time_driver.now_ns()
             PyErr_CheckSignals()        # run Python handlers of signals that woke us
-        elif self.reactor.has_registrations():
+        elif fds_watched(self.reactor):
             # A clock read per tick (~20 ns) is a tenth of a one-callback tick.
             # Reading it only every few short ticks was measured (call_soon chain
             # 14% faster) and rejected: asyncio polls every iteration, and
@@ -815,7 +817,7 @@ cdef class Runtime:
 
     cdef int poll_io_now(self) except -1:
         """Poll the reactor without blocking and queue what it reports."""
-        if self.reactor.has_registrations():
+        if fds_watched(self.reactor):
             self.reactor.turn(0, &self.ready)
             self.last_io_poll_ns = self.time_driver.now_ns()
         return 0

@@ -1,4 +1,5 @@
 # cython: language_level=3
+cimport cython
 from libc.stdint cimport int64_t, uint64_t
 from cpython.object cimport PyObject
 
@@ -63,6 +64,7 @@ cdef class TimeDriver:
                                   object context)
     cdef int arm(self, TimerHandle handle) except -1
     cdef int note_cancelled(self, TimerHandle handle) except -1
+    @cython.final
     cdef int fire_due(self, Ring *ready) except -1
     cdef int park_timeout_ms(self, bint may_jump) except? -2
     cdef int64_t next_deadline(self) noexcept
@@ -76,3 +78,9 @@ cdef int64_t deadline_ns_from_seconds(double seconds) noexcept
 cdef double checked_seconds(object seconds, str what) except? -1.0
 cdef int64_t deadline_ns_of(object when, str what) except? -1
 cdef int64_t checked_deadline_ns(double when, str what) except? -1
+
+
+cdef inline bint has_timers(TimeDriver driver) noexcept:
+    """Whether any entry (live or cancelled) is in the heap: the tick's cheap
+    test before fire_due (inline: no call on a tick with no timers)."""
+    return driver.size != 0
