@@ -29,7 +29,6 @@ Changing the timer structure touches only rio_core._time.
 cimport cython
 from libc.stdint cimport int64_t
 
-from rio_core._handle cimport Wakeable
 from rio_core._runtime cimport (
     Task, Runtime, Context, Ready, PENDING_, READY_NONE, TASK_DONE, reraise,
     current_task_or_none, current_runtime_or_none, current_clock_ns,
@@ -185,7 +184,7 @@ cdef class Sleep(Future):
         forgotten, so the next poll compares with the new deadline."""
         cdef TimerHandle timer = self.timer
         cdef TimeDriver driver
-        cdef Wakeable waiter
+        cdef object waiter
         self.deadline_ns = deadline_ns
         if timer is None:
             return 0

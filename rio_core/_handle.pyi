@@ -6,10 +6,6 @@ from typing import Any
 
 from typing_extensions import disjoint_base
 
-@disjoint_base
-class Wakeable:
-    """A parked waiter a driver can wake (the scheduler's Task)."""
-
 def callback_source(
     callback: Callable[..., object], args: tuple[Any, ...] | None, debug: bool
 ) -> str: ...

@@ -44,13 +44,6 @@ def _debug_live_handles():
     return live_handles_count
 
 
-cdef class Wakeable:
-    """A parked waiter a driver can wake (the scheduler's Task implements it)."""
-
-    cdef int wake(self) except -1:
-        raise NotImplementedError
-
-
 cdef Handle make_handle(object callback, tuple args, object context, bint persistent):
     """A handle for ``callback(*args)``; ``context`` None takes a copy of the
     current context, as asyncio's call_soon does."""

@@ -3,7 +3,7 @@ cimport cython
 from libc.stdint cimport uint32_t
 
 from rio_core._queue cimport Ring
-from rio_core._handle cimport Handle, Wakeable
+from rio_core._handle cimport Handle, WakeFn
 
 
 cdef extern from "rio_poll.h" nogil:
@@ -52,8 +52,8 @@ cdef class Registration:
     cdef uint32_t kernel_events
     cdef uint32_t fired            # directions that fired for a task not yet re-polled
     cdef unsigned int generation   # bumped when the fd is forgotten (closed): older waits fail
-    cdef Wakeable reader_task
-    cdef Wakeable writer_task
+    cdef object reader_task         # a parked Task (one-shot), or None
+    cdef object writer_task
     cdef Handle reader_handle
     cdef Handle writer_handle
 
@@ -74,18 +74,20 @@ cdef class Reactor:
     # Invariant: watched == number of registrations with kernel_events != 0.
     cdef Py_ssize_t watched
     cdef readonly Py_ssize_t waits     # polls made (blocking or not)
+    cdef WakeFn wake                   # the scheduler's wake transition, set when it makes us
 
     # the driver: wait and turn events into wakes and queued handles
+
     @cython.final
     cdef int turn(self, int timeout_ms, Ring *ready) except -1
     cdef int notify(self) except -1
     # parked tasks (rio_core._io)
-    cdef Registration park(self, int fd, uint32_t direction, Wakeable task, bint revalidate,
+    cdef Registration park(self, int fd, uint32_t direction, object task, bint revalidate,
                            object fileobj)
     cdef WaitOutcome repoll(self, Registration reg, unsigned int generation, uint32_t direction,
-                            Wakeable task) except *
+                            object task) except *
     cdef int unpark(self, Registration reg, unsigned int generation, uint32_t direction,
-                    Wakeable task) except -1
+                    object task) except -1
     cdef int close_fd(self, int fd) except -1
     cdef int adopt(self, int fd) except -1
     # persistent handles (the asyncio door)

@@ -189,7 +189,7 @@ cdef class Reactor:
         cdef char buf[256]
         cdef rio_poller *poller = self.poller
         cdef Registration reg
-        cdef Wakeable task
+        cdef object task
         cdef uint32_t events, stale
         if poller == NULL:
             raise RuntimeError("reactor is closed")
@@ -219,7 +219,7 @@ cdef class Reactor:
                     task = reg.reader_task
                     reg.reader_task = None
                     reg.fired |= RIO_IN
-                    task.wake()
+                    self.wake(task)
                 elif reg.reader_handle is not None:     # persistent: queue on every event
                     ring_push(ready, reg.reader_handle)
                 else:
@@ -229,7 +229,7 @@ cdef class Reactor:
                     task = reg.writer_task
                     reg.writer_task = None
                     reg.fired |= RIO_OUT
-                    task.wake()
+                    self.wake(task)
                 elif reg.writer_handle is not None:
                     ring_push(ready, reg.writer_handle)
                 else:
@@ -241,7 +241,7 @@ cdef class Reactor:
 
     # ---- parked tasks
 
-    cdef Registration park(self, int fd, uint32_t direction, Wakeable task, bint revalidate,
+    cdef Registration park(self, int fd, uint32_t direction, object task, bint revalidate,
                            object fileobj):
         """Park ``task`` as the one-shot waiter of ``fd`` in ``direction``;
         None when another waiter holds that slot. ``revalidate``: re-send the
@@ -262,7 +262,7 @@ cdef class Reactor:
         return reg
 
     cdef WaitOutcome repoll(self, Registration reg, unsigned int generation, uint32_t direction,
-                            Wakeable task) except *:
+                            object task) except *:
         """A task parked on ``reg`` (in ``generation``) is polled again: did its
         readiness arrive, or was the fd forgotten meanwhile?"""
         if reg.generation != generation:
@@ -278,7 +278,7 @@ cdef class Reactor:
         return WAIT_PARKED
 
     cdef int unpark(self, Registration reg, unsigned int generation, uint32_t direction,
-                    Wakeable task) except -1:
+                    object task) except -1:
         """``task`` stops waiting (cancelled, or the await was dropped): free
         its slot and bring the interest back to the remaining waiters."""
         if reg.generation != generation:
@@ -429,7 +429,7 @@ cdef class Reactor:
         """Forget the fd (it is closing, or was closed under us): out of the
         poller; a new generation, so waits of the old one fail; its parked
         tasks wake (and get ClosedResourceError) and its handles are cancelled."""
-        cdef Wakeable reader = reg.reader_task, writer = reg.writer_task
+        cdef object reader = reg.reader_task, writer = reg.writer_task
         cdef Handle reader_handle = reg.reader_handle, writer_handle = reg.writer_handle
         reg.generation += 1
         reg.fired = 0
@@ -443,9 +443,9 @@ cdef class Reactor:
             rio_poller_ctl(self.poller, reg.fd, 0, <void *>reg, reg.kernel_events)
         self.set_kernel_events(reg, 0)
         if reader is not None:
-            reader.wake()
+            self.wake(reader)
         if writer is not None:
-            writer.wake()
+            self.wake(writer)
         if reader_handle is not None:
             reader_handle.cancel()
         if writer_handle is not None:

@@ -4,7 +4,6 @@ from libc.stdint cimport int64_t, uint64_t
 from cpython.object cimport PyObject
 
 from rio_core._queue cimport Ring, ring_push
-from rio_core._handle cimport Wakeable
 from rio_core._time cimport TimeDriver
 from rio_core._reactor cimport Reactor
 
@@ -40,7 +39,7 @@ cdef enum NextStep:
 cdef class Runtime
 
 
-cdef class Task(Wakeable):
+cdef class Task:
     cdef Runtime rt                 # None once done (breaks the rt <-> task cycle)
     cdef object coro                # None once done (frees the frame)
     cdef object context             # the contextvars.Context the task runs in
@@ -67,7 +66,6 @@ cdef class Task(Wakeable):
     cdef object __weakref__
 
     cdef Context get_cx(self)
-    cdef int wake(self) except -1
 
 
 # ---- task transitions: every change of Task.state is one of these (the table
@@ -156,32 +154,44 @@ cdef class Runtime:
     cdef object slow_hook
 
     cdef int64_t now_ns(self) noexcept
+
     @cython.final
     cdef Task spawn_task(self, object coro, object name)
+
     @cython.final
     cdef int schedule(self, Task task) except -1
+
     @cython.final
     cdef int step(self, Task task) except -1
     cdef tuple throw_into(self, Task task)
+
     @cython.final
     cdef int finish(self, Task task, TaskOutcome outcome, object value) except -1
     cdef list live_tasks(self)
     cdef int shutdown_tasks(self) except -1
-    # the tick and its steps
+
+    # the tick and its steps; final: direct C calls, no vtable
     @cython.final
     cdef int tick(self) except -1
+
     @cython.final
     cdef int apply_injected(self) except -1
+
     @cython.final
     cdef int run_batch(self, Py_ssize_t n) except -1
+
     @cython.final
     cdef int run_batch_timed(self, Py_ssize_t n) except -1
+
     @cython.final
     cdef int run_entry(self, object entry) except -1
+
     @cython.final
     cdef int turn_reactor(self) except -1
+
     @cython.final
     cdef int poll_io_now(self) except -1
+
     @cython.final
     cdef int raise_pending_base_exc(self) except -1
     cdef int enter(self) except -1

@@ -33,7 +33,6 @@ from typing import (
     overload,
 )
 
-from rio_core._handle import Wakeable
 from rio_core._time import TimerHandle
 from typing_extensions import disjoint_base
 
@@ -86,7 +85,7 @@ class Context:
     def waker(self) -> Waker: ...
 
 @final
-class Task(Wakeable, Generic[_T_co]):
+class Task(Generic[_T_co]):
     """A spawned coroutine. Await it to join: you get its result or its exception."""
 
     @property

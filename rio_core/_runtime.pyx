@@ -64,7 +64,7 @@ from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyConte
 from cpython.exc cimport PyErr_CheckSignals
 
 from rio_core._queue cimport ring_init, ring_push, ring_pop, ring_clear
-from rio_core._handle cimport Handle, Wakeable
+from rio_core._handle cimport Handle
 from rio_core._time cimport TimeDriver, deadline_ns_of, has_timers
 from rio_core._reactor cimport Reactor, fds_watched
 
@@ -238,6 +238,11 @@ cdef int wake_task(Task task) except -1:
     return rt.schedule(task)
 
 
+cdef int wake_waiter(object task) except -1:
+    """The WakeFn the drivers get: their waiters are this runtime's tasks."""
+    return wake_task(<Task>task)
+
+
 # --------------------------------------------------------------------------- tasks
 
 cdef tuple STATE_NAMES = ("IDLE", "SCHEDULED", "RUNNING", "NOTIFIED", "DONE")
@@ -271,7 +276,7 @@ cdef int report_unraisable(object info) except -1:
 
 
 @cython.final
-cdef class Task(Wakeable):
+cdef class Task:
     """A spawned coroutine. Await it to join: you get its result or its exception."""
 
     def __cinit__(self):
@@ -292,9 +297,6 @@ cdef class Task(Wakeable):
         if (self.outcome == OUTCOME_EXCEPTION and not self.exception_retrieved):
             self.exception_retrieved = True
             report_unraisable(_never_retrieved_hook_args(self))
-
-    cdef int wake(self) except -1:
-        return wake_task(self)
 
     cdef Context get_cx(self):
         cdef Waker waker
@@ -522,7 +524,9 @@ cdef class Runtime:
     def __cinit__(self, *args, **kwargs):
         ring_init(&self.ready, 256)
         self.time_driver = TimeDriver()
+        self.time_driver.wake = wake_waiter
         self.reactor = Reactor()
+        self.reactor.wake = wake_waiter
         self.inject = []
         self.live_head = NULL
 

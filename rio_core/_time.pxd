@@ -4,7 +4,7 @@ from libc.stdint cimport int64_t, uint64_t
 from cpython.object cimport PyObject
 
 from rio_core._queue cimport Ring
-from rio_core._handle cimport Handle, Wakeable
+from rio_core._handle cimport Handle, WakeFn
 
 
 # The heap's "never": far beyond any real deadline, with room to add to it.
@@ -20,7 +20,7 @@ cdef enum TimerState:
 
 
 cdef enum TimerAction:
-    ACTION_WAKE       # wake ``waiter`` (a Wakeable: a parked task)
+    ACTION_WAKE       # wake ``waiter`` (a parked task) with the driver's wake function
     ACTION_CALLBACK   # queue the handle; the scheduler runs callback(*args) (Handle.run)
 
 
@@ -30,7 +30,7 @@ cdef class TimerHandle(Handle):
     cdef double when_seconds        # the asyncio door's `when`, exactly as given
     cdef TimerState state
     cdef TimerAction action
-    cdef Wakeable waiter            # for ACTION_WAKE; dropped when fired or cancelled
+    cdef object waiter              # for ACTION_WAKE; dropped when fired or cancelled
     # Set while armed, for the cancelled count. Invariant: never set on a
     # cancelled or fired handle (driver -> handle -> driver would be an invisible
     # cycle); the driver clears it whenever it drops an armed handle.
@@ -57,13 +57,15 @@ cdef class TimeDriver:
     # The clock: CLOCK_MONOTONIC plus the test clock's lead (autojump).
     cdef int64_t clock_offset_ns
     cdef bint autojump
+    cdef WakeFn wake                # the scheduler's wake transition, set when it makes us
 
     cdef int64_t now_ns(self) noexcept
-    cdef TimerHandle arm_wake(self, int64_t deadline_ns, Wakeable waiter)
+    cdef TimerHandle arm_wake(self, int64_t deadline_ns, object waiter)
     cdef TimerHandle arm_callback(self, int64_t deadline_ns, object callback, tuple args,
                                   object context)
     cdef int arm(self, TimerHandle handle) except -1
     cdef int note_cancelled(self, TimerHandle handle) except -1
+
     @cython.final
     cdef int fire_due(self, Ring *ready) except -1
     cdef int park_timeout_ms(self, bint may_jump) except? -2

@@ -23,7 +23,7 @@ Design note
 - Deadlines are nanoseconds of CLOCK_MONOTONIC (int64: ~292 years). A timer
   fires only when ``now_ns >= deadline_ns``: never early.
 - The driver sits below the scheduler: it wakes a timer's waiter through
-  ``Wakeable.wake()`` and queues a callback timer on the ready queue it is
+  the wake function the scheduler gave it and queues a callback timer on the ready queue it is
   handed, without knowing what a task is.
 - The autojump test clock: when the scheduler has nothing to run and no fd
   to wait on, ``park_timeout_ms`` moves the clock to the next deadline
@@ -36,7 +36,7 @@ from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.object cimport PyObject
 
 from rio_core._queue cimport ring_push
-from rio_core._handle cimport Handle, Wakeable
+from rio_core._handle cimport Handle
 
 cdef extern from "rio.h":
     bint RIO_DEBUG_ENABLED
@@ -190,7 +190,7 @@ cdef class TimeDriver:
 
     # ---- arming and cancelling
 
-    cdef TimerHandle arm_wake(self, int64_t deadline_ns, Wakeable waiter):
+    cdef TimerHandle arm_wake(self, int64_t deadline_ns, object waiter):
         """Wake ``waiter`` at ``deadline_ns``."""
         cdef TimerHandle handle = TimerHandle.__new__(TimerHandle)
         handle.deadline_ns = deadline_ns
@@ -258,7 +258,7 @@ cdef class TimeDriver:
         queue its handle on ``ready``."""
         cdef PyObject *top
         cdef TimerHandle handle
-        cdef Wakeable waiter
+        cdef object waiter
         cdef int64_t now
         if self.size == 0:
             return 0
@@ -279,7 +279,7 @@ cdef class TimeDriver:
                 waiter = handle.waiter
                 handle.waiter = None
                 if waiter is not None:
-                    waiter.wake()
+                    self.wake(waiter)
             else:
                 ring_push(ready, handle)
         return self.compact()
