@@ -9,7 +9,7 @@ persistent ones (readers and writers in the reactor) run on every event.
 
 cimport cython
 from cpython.object cimport PyObject
-from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
+from cpython.contextvars cimport PyContext_Enter, PyContext_Exit
 
 cdef extern from "rio.h":
     bint RIO_DEBUG_ENABLED
@@ -42,17 +42,6 @@ cdef Py_ssize_t live_handles_count = 0
 
 def _debug_live_handles():
     return live_handles_count
-
-
-cdef Handle make_handle(object callback, tuple args, object context, bint persistent):
-    """A handle for ``callback(*args)``; ``context`` None takes a copy of the
-    current context, as asyncio's call_soon does."""
-    cdef Handle handle = Handle.__new__(Handle)
-    handle.callback = callback
-    handle.args = args
-    handle.context = PyContext_CopyCurrent() if context is None else context
-    handle.persistent = persistent
-    return handle
 
 
 # Handles stay visible to the cyclic GC: a loop dropped without close() is a

@@ -1,7 +1,8 @@
 # cython: language_level=3
-from rio_core._runtime cimport Runtime
+cimport cython
 from libc.stdint cimport uint32_t
 
+from rio_core._runtime cimport Runtime
 from rio_core._handle cimport Handle
 from rio_core._time cimport TimerHandle
 
@@ -16,7 +17,10 @@ cdef class LoopCore(Runtime):
 
     cdef int check_closed(self) except -1
     cdef int check_call(self, object callback, str method) except -1
+
+    @cython.final
     cdef Handle new_handle(self, object callback, tuple args, object context, str method)
+
     cdef Handle set_io_handle(self, object fileobj, uint32_t direction, object callback,
                               tuple args)
     cdef bint clear_io_handle(self, object fileobj, uint32_t direction) except -1
