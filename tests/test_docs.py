@@ -35,7 +35,7 @@ WRITTEN_BY_COMMANDS = {
     "out.md",  # benchmarks/README.md: an example of run.py --markdown
 }
 
-# A document name, bare or as a relative path: `DESIGN.md`, `docs/native-api.md`,
+# A document name, bare or as a relative path: `NOTES.md`, `docs/native-api.md`,
 # `../README.md`; not part of a longer name or path (`*.md` is not a name).
 MARKDOWN_NAME = re.compile(r"(?<![\w./-])((?:\.\.?/)*\w[\w.-]*(?:/\w[\w.-]*)*\.md)(?![\w/-])")
 URL = re.compile(r"[A-Za-z][\w+.-]*://\S+")
@@ -88,14 +88,14 @@ def test_the_scanner_reports_a_missing_document_and_only_that():
     known = {"README.md", "docs/native-api.md", "benchmarks/README.md", "benchmarks/run.py"}
     sample = "\n".join(
         [
-            'See docs/native-api.md and README.md (DESIGN.md, "Waker").',
+            'See docs/native-api.md and README.md (PLAN.md, "Waker").',
             "Relative to this folder: README.md, ../README.md, `./README.md`.",
             "Not citations: https://example.org/docs/GONE.md, exclude = ['*.md'], bench.md",
             "[the contract](docs/native-api.md); docs/missing-page.md's table",
         ]
     )
     assert missing_documents("benchmarks/notes.txt", sample, known) == [
-        "benchmarks/notes.txt:1: DESIGN.md",
+        "benchmarks/notes.txt:1: PLAN.md",
         "benchmarks/notes.txt:4: docs/missing-page.md",
     ]
     # From the root, ../README.md leaves the repository.
