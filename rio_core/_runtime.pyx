@@ -34,8 +34,9 @@ of the next tick.
 A tick (``Runtime.tick``) is four calls, each into the subsystem that owns
 the step:
   1. ``apply_injected()``: wakes and handles from other threads;
-  2. ``time.fire_due(&ready)``: the time driver wakes the waiters of due
-     timers and queues their handles (rio_core._time);
+  2. ``time_driver.fire_due(&ready)``: the time driver wakes the waiters of
+     due timers and queues their handles (rio_core._time); skipped when the
+     driver's inline ``has_timers`` says the heap is empty;
   3. ``run_batch(n)``: run exactly the entries that were ready when the tick
      began (fairness: a task that re-queues itself runs again only in the
      next tick);
