@@ -22,6 +22,7 @@ MODULES = [
     "_reactor",
     "_runtime",
     "_future",
+    "_scope",
     "_sync",
     "_channel",
     "_io",

@@ -54,6 +54,15 @@ cdef class Task:
     cdef bint must_cancel
     cdef object cancel_msg
     cdef int cancel_requests
+    cdef Py_ssize_t cancels_thrown  # CancelledErrors thrown in for must_cancel so far
+    # Cancel scopes (rio_core._scope): the innermost one this task is in (each
+    # links to its parent), and how many of them shield. Invariant: while
+    # shield_depth > 0, cancel() only counts the request and sets
+    # cancel_deferred; the exit of the last shield delivers it.
+    cdef object cancel_scope
+    cdef int shield_depth
+    cdef bint cancel_deferred
+    cdef object deferred_msg
     cdef object throw_exc           # an exception to throw in on the next step
     cdef bint exception_retrieved
     cdef Waker waker_               # created on first use; one per task
@@ -66,6 +75,8 @@ cdef class Task:
     cdef object __weakref__
 
     cdef Context get_cx(self)
+    cdef int request_cancel(self, object msg) except -1
+    cdef int deliver_deferred_cancel(self) except -1
 
 
 # ---- task transitions: every change of Task.state is one of these (the table

@@ -369,18 +369,43 @@ cdef class Task:
 
     def cancel(self, msg=None):
         """Ask the task to stop: CancelledError is raised at its current await
-        point on its next step. Returns False if the task is already done."""
+        point on its next step. Returns False if the task is already done.
+        Inside a shielded cancel scope the request is counted and held back
+        until the last shield exits."""
         if self.state == TASK_DONE:
             return False
+        if self.shield_depth > 0:
+            self.cancel_requests += 1
+            self.cancel_deferred = True
+            self.deferred_msg = msg
+            return True
+        self.request_cancel(msg)
+        return True
+
+    cdef int request_cancel(self, object msg) except -1:
+        """Count a cancellation request and deliver it: through the asyncio
+        future the task waits on, else thrown in at its next step. (Cancel
+        scopes call this directly: they do their own shield checks.)"""
         self.cancel_requests += 1
         waiter = self.fut_waiter
         if waiter is not None and waiter.cancel(msg):
             # the awaited asyncio future raises CancelledError into the task
-            return True
+            return 0
         self.must_cancel = True
         self.cancel_msg = msg
         wake_task(self)
-        return True
+        return 0
+
+    cdef int deliver_deferred_cancel(self) except -1:
+        """The last shield exited: deliver a cancel() it held back (already counted)."""
+        if not self.cancel_deferred or self.state == TASK_DONE:
+            return 0
+        self.cancel_deferred = False
+        self.must_cancel = True
+        self.cancel_msg = self.deferred_msg
+        self.deferred_msg = None
+        wake_task(self)
+        return 0
 
     def cancelling(self):
         return self.cancel_requests
@@ -390,6 +415,7 @@ cdef class Task:
             self.cancel_requests -= 1
             if self.cancel_requests == 0:
                 self.must_cancel = False
+                self.cancel_deferred = False
         return self.cancel_requests
 
     def get_coro(self):
@@ -665,6 +691,7 @@ cdef class Runtime:
         cdef object exc
         if task.must_cancel:
             task.must_cancel = False
+            task.cancels_thrown += 1
             exc = CancelledError() if task.cancel_msg is None else CancelledError(task.cancel_msg)
         else:
             exc = task.throw_exc
@@ -685,6 +712,8 @@ cdef class Runtime:
         task.coro = None
         task.join_waiters = None
         task.must_cancel = False
+        task.cancel_deferred = False
+        task.cancel_scope = None
         task.throw_exc = None
         task.cx_ = None            # the Waker may outlive the task; drop our side
         task.waker_ = None
@@ -1010,8 +1039,10 @@ def debug_counters():
     from rio_core._handle import _debug_live_handles
     from rio_core._future import _debug_live_sleeps
     from rio_core._sync import _debug_live_waiters
+    from rio_core._scope import _debug_scoped_asyncio_tasks
     return {"tasks": live_tasks_count, "sleeps": _debug_live_sleeps(),
-            "handles": _debug_live_handles(), "waiters": _debug_live_waiters()}
+            "handles": _debug_live_handles(), "waiters": _debug_live_waiters(),
+            "scoped_asyncio_tasks": _debug_scoped_asyncio_tasks()}
 
 
 def debug_build():
