@@ -34,6 +34,7 @@ cdef class CancelScope:
     cdef object task                # the task that entered it, until it exits
     cdef CancelScope parent         # the scope around it in the same task
     cdef object timer               # the deadline's timer handle, or None
+    cdef object __weakref__
 
     cdef int enter_scope(self) except -1
     cdef bint exit_scope(self, object exc) except -1

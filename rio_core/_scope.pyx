@@ -5,8 +5,8 @@ Design note
 -----------
 A ``CancelScope`` belongs to the task that enters it. Each task keeps its own
 stack of scopes as a linked list, innermost first (a rio Task holds the head
-in ``Task.cancel_scope``; an asyncio task's head is in ``aio_scopes``, a dict
-entry that the outermost exit removes). Child tasks do not inherit their
+in ``Task.cancel_scope``; an asyncio task's head is a weak entry in
+``aio_scopes``, which the outermost exit removes). Child tasks do not inherit their
 parent's scopes: a ``TaskGroup`` cancels its children itself.
 
 **Edge-triggered delivery, counted like asyncio's.** Cancelling a scope (its
@@ -54,9 +54,13 @@ from rio_core._runtime cimport (
 from rio_core._time cimport deadline_ns_from_seconds, checked_seconds
 
 from asyncio import CancelledError
+from weakref import KeyedRef
 from asyncio import current_task as _asyncio_current_task
 
-# The innermost scope of each asyncio task that is inside one.
+# The innermost scope of each asyncio task inside one: id(task) -> a weak
+# reference to the scope. Weak, so a pending task dropped inside a scope is
+# still collected (and reported by asyncio) instead of kept alive by us; the
+# entry goes with the scope (the task's frame holds the scope while it is in it).
 cdef dict aio_scopes = {}
 
 
@@ -65,19 +69,31 @@ def _debug_scoped_asyncio_tasks():
     return len(aio_scopes)
 
 
+def _drop_dead_entry(ref):
+    if aio_scopes.get(ref.key) is ref:
+        del aio_scopes[ref.key]
+
+
 cdef CancelScope innermost_scope(object task):
+    cdef CancelScope scope
     if type(task) is Task:
         return (<Task>task).cancel_scope
-    return aio_scopes.get(task)
+    ref = aio_scopes.get(id(task))
+    if ref is None:
+        return None
+    scope = ref()
+    if scope is None or scope.task is not task:     # an id reused by a new task
+        return None
+    return scope
 
 
 cdef int set_innermost(object task, CancelScope scope) except -1:
     if type(task) is Task:
         (<Task>task).cancel_scope = scope
     elif scope is None:
-        aio_scopes.pop(task, None)
+        aio_scopes.pop(id(task), None)
     else:
-        aio_scopes[task] = scope
+        aio_scopes[id(task)] = KeyedRef(scope, _drop_dead_entry, id(task))
     return 0
 
 
@@ -320,11 +336,13 @@ cdef class CancelScope:
         if self.state != SCOPE_ACTIVE:
             raise RuntimeError(f"{self!r} is not active: it was never entered, or has exited")
         task = self.task
-        if current_any_task() is not task:
+        # A coroutine closed outside its task (by the GC) just unwinds.
+        unwinding = current_any_task() is not task
+        if unwinding and not isinstance(exc, GeneratorExit):
             raise RuntimeError(f"{self!r} must be exited in the task that entered it")
         self.state = SCOPE_EXITED
         self.disarm()
-        out_of_order = innermost_scope(task) is not self
+        out_of_order = innermost_scope(task) is not self and not unwinding
         if out_of_order:
             # unlink it wherever it is, so the stack stays a stack
             scope = innermost_scope(task)
@@ -332,7 +350,7 @@ cdef class CancelScope:
                 scope = scope.parent
             if scope is not None:
                 scope.parent = self.parent
-        else:
+        elif innermost_scope(task) is self:
             set_innermost(task, self.parent)
         if self.shield_ and type(task) is Task:
             (<Task>task).shield_depth -= 1
@@ -345,7 +363,7 @@ cdef class CancelScope:
         self.delivery_queued = False
         self.parent = None
         self.task = None            # no cycle through the coroutine's frame
-        if self.shield_:
+        if self.shield_ and not unwinding:
             release_held(task)
         if out_of_order:
             raise RuntimeError(

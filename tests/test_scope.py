@@ -708,3 +708,36 @@ def test_asyncio_task_scope_registry_is_emptied() -> None:
     import rio_core._scope as scope_module
 
     assert scope_module._debug_scoped_asyncio_tasks() == 0
+
+
+def test_a_dropped_asyncio_task_inside_a_scope_is_still_collected() -> None:
+    """The scope registry holds asyncio tasks weakly: a task parked forever inside
+    a scope and dropped is collected (asyncio reports it), not kept alive."""
+    import gc
+    import weakref
+
+    async def stuck(started: asyncio.Future[None]) -> None:
+        with rio.CancelScope():
+            started.set_result(None)
+            await asyncio.get_running_loop().create_future()  # nobody completes it
+
+    async def main() -> weakref.ref[asyncio.Task[None]]:
+        started = asyncio.get_running_loop().create_future()
+        task = asyncio.get_running_loop().create_task(stuck(started))
+        await started
+        return weakref.ref(task)
+
+    loop = rio.new_event_loop()
+    reports: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reports.append(context))
+    try:
+        ref = loop.run_until_complete(main())
+        for _ in range(3):
+            gc.collect()
+        assert ref() is None
+        assert any("destroyed but it is pending" in r["message"] for r in reports)
+        import rio_core._scope as scope_module
+
+        assert scope_module._debug_scoped_asyncio_tasks() == 0
+    finally:
+        loop.close()
