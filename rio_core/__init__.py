@@ -88,7 +88,7 @@ from rio_core._sync import (
     Semaphore,
     SemaphoreClosed,
 )
-from rio_core._time import TimerHandle, check_seconds
+from rio_core._time import MockClock, TimerHandle, check_seconds
 from rio_core._transport import SocketTransport
 
 __all__ = [
@@ -109,6 +109,7 @@ __all__ = [
     "Listener",
     "Lock",
     "LoopCore",
+    "MockClock",
     "Notify",
     "Oneshot",
     "PENDING",

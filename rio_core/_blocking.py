@@ -48,10 +48,16 @@ class _BlockingCall(Future):
         self._args = args
         self._future: concurrent.futures.Future[Any] | None = None
         self._waker: rio_core.Waker | None = None
+        self._runtime: rio_core.Runtime | None = None
 
     def poll(self, cx: rio_core.Context) -> Any:
         self._waker = cx.waker
         if self._future is None:
+            # counted while it runs: a test clock never jumps during a job
+            runtime = rio_core.current_runtime()
+            if runtime is not None:
+                runtime._blocking_job_started()
+                self._runtime = runtime
             self._future = _get_pool().submit(self._fn, *self._args)
             self._future.add_done_callback(self._on_done)
         elif self._future.done():
@@ -61,8 +67,11 @@ class _BlockingCall(Future):
     def _on_done(self, _future: concurrent.futures.Future[Any]) -> None:
         # runs in the pool thread: drop the waker (it references the task) before waking
         waker, self._waker = self._waker, None
+        runtime, self._runtime = self._runtime, None
         if waker is not None:
             waker.wake()
+        if runtime is not None:  # after the wake is handed over (see Runtime._blocking_job_done)
+            runtime._blocking_job_done()
 
     def cancel(self) -> None:
         if self._future is not None:

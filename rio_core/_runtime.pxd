@@ -163,6 +163,11 @@ cdef class Runtime:
     # (callable(entry, callback, args, seconds)); 0 disables the timing entirely.
     cdef int64_t slow_ns
     cdef object slow_hook
+    # Test time: blocking-pool jobs in flight (the test clock never jumps
+    # while one runs), and the waiters of wait_all_tasks_blocked as
+    # (cushion_ns, Oneshot) pairs.
+    cdef Py_ssize_t blocking_jobs
+    cdef list idle_waiters
 
     cdef int64_t now_ns(self) noexcept
 
@@ -199,6 +204,12 @@ cdef class Runtime:
 
     @cython.final
     cdef int turn_reactor(self) except -1
+
+    @cython.final
+    cdef int park_idle(self) except -1
+
+    @cython.final
+    cdef int wake_idle_waiters(self, int64_t elapsed) except -1
 
     @cython.final
     cdef int poll_io_now(self) except -1

@@ -66,7 +66,9 @@ from cpython.exc cimport PyErr_CheckSignals
 
 from rio_core._queue cimport ring_init, ring_push, ring_pop, ring_clear
 from rio_core._handle cimport Handle
-from rio_core._time cimport TimeDriver, deadline_ns_of, has_timers
+from rio_core._time cimport (
+    TimeDriver, MockClock, deadline_ns_of, has_timers, checked_seconds, DEADLINE_NEVER_NS,
+)
 from rio_core._reactor cimport Reactor, fds_watched
 
 import sys
@@ -544,8 +546,9 @@ def _set_if_pending(future):
 cdef class Runtime:
     """An explicit runtime. ``Runtime().block_on(coro)`` runs on this thread.
 
-    ``autojump_clock=True`` makes the clock jump to the next timer when
-    nothing is ready and no fd is watched, so timer tests take no real time.
+    ``clock=rio_rt.testing.MockClock()`` runs it on test time: the clock
+    stands still and jumps to the next timer as soon as every task is blocked,
+    so timer tests take no real time. ``autojump_clock=True`` is short for that.
     """
 
     def __cinit__(self, *args, **kwargs):
@@ -557,8 +560,47 @@ cdef class Runtime:
         self.inject = []
         self.live_head = NULL
 
-    def __init__(self, *, autojump_clock=False):
-        self.time_driver.autojump = bool(autojump_clock)
+    def __init__(self, *, clock=None, autojump_clock=False):
+        self._use_clock(clock, autojump_clock)
+
+    def _use_clock(self, clock, autojump_clock=False):
+        """Run on ``clock`` (a MockClock; None: the real clock)."""
+        if clock is not None and autojump_clock:
+            raise TypeError("give clock= or autojump_clock=True, not both")
+        if autojump_clock:
+            clock = MockClock()
+        if clock is not None and not isinstance(clock, MockClock):
+            raise TypeError(
+                f"clock must be a rio_rt.testing.MockClock, got {type(clock).__name__}")
+        if self.running:
+            raise RuntimeError("cannot change the clock of a running runtime")
+        self.time_driver.clock = clock
+
+    @property
+    def clock(self):
+        """The test clock this runtime runs on, or None (the real clock)."""
+        return self.time_driver.clock
+
+    def _blocking_job_started(self):
+        self.blocking_jobs += 1
+
+    def _blocking_job_done(self):
+        # from the pool thread, after the job's wake was handed over (inject):
+        # the runtime reads this counter before inject, so it never sees both empty
+        self.blocking_jobs -= 1
+
+    def _add_idle_waiter(self, cushion, waiter):
+        """``waiter.set(None)`` once every task has been blocked for ``cushion``
+        seconds of real time (rio_rt.testing.wait_all_tasks_blocked)."""
+        cdef double seconds = checked_seconds(cushion, "cushion")
+        cdef int64_t cushion_ns = <int64_t>DEADLINE_NEVER_NS
+        if seconds < 0:
+            raise ValueError(f"cushion must be >= 0, got {cushion!r}")
+        if seconds < 9e9:
+            cushion_ns = <int64_t>(seconds * 1e9)
+        if self.idle_waiters is None:
+            self.idle_waiters = []
+        self.idle_waiters.append((cushion_ns, waiter))
 
     def __dealloc__(self):
         ring_clear(&self.ready)
@@ -830,7 +872,9 @@ cdef class Runtime:
         if self.stop_requested:
             return 0
         if self.ready.count == 0 and not self.inject:
-            timeout_ms = self.time_driver.park_timeout_ms(not fds_watched(self.reactor))
+            if self.idle_waiters or self.time_driver.clock is not None:
+                return self.park_idle()
+            timeout_ms = self.time_driver.park_timeout_ms()
             self.reactor.turn(timeout_ms, &self.ready)
             self.last_io_poll_ns = self.time_driver.now_ns()
             PyErr_CheckSignals()        # run Python handlers of signals that woke us
@@ -848,6 +892,74 @@ cdef class Runtime:
             self.reactor.turn(0, &self.ready)
             self.last_io_poll_ns = now
         return 0
+
+    cdef int park_idle(self) except -1:
+        """Every task is blocked, on test time or with wait_all_tasks_blocked
+        waiters (the slow path of step 4). Wait in the reactor, in real time,
+        until something happens (I/O, a wake from another thread, a timer on
+        a running clock), or until every task has been blocked long enough:
+        for the waiters with the smallest cushion (they are woken), or for
+        the test clock's autojump threshold (it jumps to the next deadline).
+        It never jumps while a blocking-pool job runs, and always polls the
+        reactor first, so ready I/O is seen before time moves."""
+        cdef MockClock clock = self.time_driver.clock
+        cdef int64_t start = rio_monotonic_ns()
+        cdef int64_t target, cushion, elapsed, remaining
+        cdef int timeout_ms, timer_ms
+        cdef Py_ssize_t i
+        while True:
+            target = -1
+            if self.idle_waiters:
+                for i in range(len(self.idle_waiters)):
+                    cushion = self.idle_waiters[i][0]
+                    if target < 0 or cushion < target:
+                        target = cushion
+            # (blocking_jobs is read before inject: see _blocking_job_done)
+            if (clock is not None and clock.threshold_s < 9e9 and self.blocking_jobs == 0
+                    and 0 <= self.time_driver.next_deadline() < <int64_t>DEADLINE_NEVER_NS):
+                cushion = <int64_t>(clock.threshold_s * 1e9)
+                if target < 0 or cushion < target:
+                    target = cushion
+            timer_ms = self.time_driver.park_timeout_ms()
+            timeout_ms = timer_ms
+            if target >= 0:
+                remaining = target - (rio_monotonic_ns() - start)
+                remaining = (remaining + 999_999) // 1_000_000 if remaining > 0 else 0
+                if timeout_ms < 0 or remaining < timeout_ms:
+                    timeout_ms = <int>remaining
+            if self.inject:
+                return 0
+            self.reactor.turn(timeout_ms, &self.ready)
+            self.last_io_poll_ns = self.time_driver.now_ns()
+            PyErr_CheckSignals()
+            if self.ready.count != 0 or self.inject or self.time_driver.park_timeout_ms() == 0:
+                return 0            # something happened: the next tick runs it
+            if target < 0:
+                continue
+            elapsed = rio_monotonic_ns() - start
+            if elapsed < target:
+                continue
+            if self.idle_waiters and self.wake_idle_waiters(elapsed):
+                return 0
+            if self.blocking_jobs == 0 and self.time_driver.jump_to_next_deadline():
+                return 0
+
+    cdef int wake_idle_waiters(self, int64_t elapsed) except -1:
+        """Wake the idle waiters with the smallest cushion, if it has passed."""
+        cdef int64_t smallest = -1
+        cdef list keep = []
+        cdef list due = []
+        for cushion, _waiter in self.idle_waiters:
+            if smallest < 0 or cushion < smallest:
+                smallest = cushion
+        if smallest > elapsed:
+            return 0
+        for entry in self.idle_waiters:
+            (due if entry[0] == smallest else keep).append(entry)
+        self.idle_waiters = keep
+        for _cushion, waiter in due:
+            waiter.set(None)
+        return 1
 
     cdef int poll_io_now(self) except -1:
         """Poll the reactor without blocking and queue what it reports."""

@@ -24,6 +24,19 @@ cdef enum TimerAction:
     ACTION_CALLBACK   # queue the handle; the scheduler runs callback(*args) (Handle.run)
 
 
+cdef class MockClock:
+    # Test time: virtual = virtual_anchor_ns + (real - real_anchor_ns) * rate.
+    # Moving it (jump, a new rate) re-anchors; it never goes backwards.
+    cdef double rate_
+    cdef double threshold_s         # autojump after this much real idle time; inf: never
+    cdef int64_t real_anchor_ns
+    cdef int64_t virtual_anchor_ns
+
+    cdef int64_t now_ns(self) noexcept
+    cdef int reanchor(self) except -1
+    cdef int jump_ns(self, int64_t delta_ns) except -1
+
+
 cdef class TimerHandle(Handle):
     # Invariant: deadline_ns is fixed once the handle is armed (heap order).
     cdef readonly int64_t deadline_ns
@@ -54,9 +67,8 @@ cdef class TimeDriver:
     # Invariant: cancelled == number of slots whose handle is TIMER_CANCELLED.
     # Only note_cancelled() raises it; only the heap's own drops lower it.
     cdef readonly Py_ssize_t cancelled
-    # The clock: CLOCK_MONOTONIC plus the test clock's lead (autojump).
-    cdef int64_t clock_offset_ns
-    cdef bint autojump
+    # The clock: CLOCK_MONOTONIC, or a test clock (None: the real one).
+    cdef MockClock clock
     cdef WakeFn wake                # the scheduler's wake transition, set when it makes us
 
     cdef int64_t now_ns(self) noexcept
@@ -68,7 +80,8 @@ cdef class TimeDriver:
 
     @cython.final
     cdef int fire_due(self, Ring *ready) except -1
-    cdef int park_timeout_ms(self, bint may_jump) except? -2
+    cdef int park_timeout_ms(self) except? -2
+    cdef bint jump_to_next_deadline(self) except -1
     cdef int64_t next_deadline(self) noexcept
     cdef int compact(self) except -1
     cdef PyObject *pop_top(self) noexcept

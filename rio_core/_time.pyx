@@ -25,12 +25,16 @@ Design note
 - The driver sits below the scheduler: it wakes a timer's waiter through
   the wake function the scheduler gave it and queues a callback timer on the ready queue it is
   handed, without knowing what a task is.
-- The autojump test clock: when the scheduler has nothing to run and no fd
-  to wait on, ``park_timeout_ms`` moves the clock to the next deadline
-  instead of sleeping.
+- The test clock, ``MockClock``: virtual time that runs at ``rate`` times
+  real time (0: frozen) and moves by ``jump``. Its autojump (the clock jumps to
+  the next deadline once every task has been blocked for ``autojump_threshold``
+  seconds of real time) is decided by the scheduler, which alone knows whether
+  work is pending (rio_core._runtime, ``park_idle``); the driver only converts
+  virtual timeouts into real ones (``park_timeout_ms``) and performs the jump
+  (``jump_to_next_deadline``).
 """
 
-from libc.math cimport isnan
+from libc.math cimport isnan, INFINITY
 from cpython.mem cimport PyMem_Malloc, PyMem_Realloc, PyMem_Free
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.object cimport PyObject
@@ -97,6 +101,86 @@ def check_seconds(seconds, what="seconds"):
     if seconds is None:
         return None
     return checked_seconds(seconds, what)
+
+
+# --------------------------------------------------------------------------- the test clock
+
+cdef class MockClock:
+    """A test clock for ``Runtime(clock=...)`` and ``rio_rt.new_event_loop(clock=...)``.
+
+    Virtual time starts at the real ``time.monotonic()`` of its creation and runs
+    at ``rate`` times real time (0.0: it stands still). ``jump(seconds)`` moves it
+    forward. When every task of the runtime has been blocked for
+    ``autojump_threshold`` seconds of real time (and no blocking-pool job,
+    cross-thread wake or ready I/O is pending), the clock jumps to the next
+    deadline; ``math.inf`` turns that off.
+    """
+
+    def __init__(self, rate=0.0, autojump_threshold=0.0):
+        self.real_anchor_ns = rio_monotonic_ns()
+        self.virtual_anchor_ns = self.real_anchor_ns
+        self.rate = rate
+        self.autojump_threshold = autojump_threshold
+
+    cdef int64_t now_ns(self) noexcept:
+        if self.rate_ == 0.0:
+            return self.virtual_anchor_ns
+        return self.virtual_anchor_ns + <int64_t>(
+            (rio_monotonic_ns() - self.real_anchor_ns) * self.rate_)
+
+    cdef int reanchor(self) except -1:
+        cdef int64_t now = self.now_ns()
+        self.real_anchor_ns = rio_monotonic_ns()
+        self.virtual_anchor_ns = now
+        return 0
+
+    cdef int jump_ns(self, int64_t delta_ns) except -1:
+        self.reanchor()
+        self.virtual_anchor_ns += delta_ns
+        return 0
+
+    @property
+    def rate(self):
+        """Virtual seconds per real second (>= 0)."""
+        return self.rate_
+
+    @rate.setter
+    def rate(self, value):
+        cdef double rate = checked_seconds(value, "rate")
+        if rate < 0 or rate == INFINITY:
+            raise ValueError(f"rate must be a finite number >= 0, got {value!r}")
+        self.reanchor()
+        self.rate_ = rate
+
+    @property
+    def autojump_threshold(self):
+        """Real seconds every task must have been blocked before the clock jumps."""
+        return self.threshold_s
+
+    @autojump_threshold.setter
+    def autojump_threshold(self, value):
+        cdef double threshold = checked_seconds(value, "autojump_threshold")
+        if threshold < 0:
+            raise ValueError(f"autojump_threshold must be >= 0, got {value!r}")
+        self.threshold_s = threshold
+
+    def current_time(self):
+        """The virtual time, in seconds."""
+        return self.now_ns() / 1e9
+
+    def jump(self, seconds):
+        """Move the clock ``seconds`` forward (timers now due fire at the
+        runtime's next tick)."""
+        cdef double delta = checked_seconds(seconds, "seconds")
+        if delta < 0:
+            raise ValueError(f"time only moves forward: jump({seconds!r})")
+        if delta == INFINITY:
+            raise ValueError("cannot jump by an infinite time")
+        self.jump_ns(<int64_t>(delta * 1e9))
+
+    def __repr__(self):
+        return (f"<rio MockClock time={self.current_time():.6f} rate={self.rate_} "
+                f"autojump_threshold={self.threshold_s}>")
 
 
 # --------------------------------------------------------------------------- handles
@@ -186,7 +270,9 @@ cdef class TimeDriver:
     # ---- the clock
 
     cdef int64_t now_ns(self) noexcept:
-        return rio_monotonic_ns() + self.clock_offset_ns
+        if self.clock is None:
+            return rio_monotonic_ns()
+        return self.clock.now_ns()
 
     # ---- arming and cancelling
 
@@ -284,23 +370,43 @@ cdef class TimeDriver:
                 ring_push(ready, handle)
         return self.compact()
 
-    cdef int park_timeout_ms(self, bint may_jump) except? -2:
-        """How long the reactor may block when nothing is ready: -1 for ever
-        (no timer), 0 when a timer is due, else the milliseconds to the next
-        deadline, rounded up (never early). With ``may_jump`` (nothing else
-        can happen: no fd to wait on) an autojump clock jumps there instead."""
+    cdef int park_timeout_ms(self) except? -2:
+        """How long (real milliseconds) the reactor may block when nothing is
+        ready: -1 for ever (no timer, or a frozen test clock: only a jump moves
+        it), 0 when a timer is due, else the time to the next deadline, rounded
+        up (never early)."""
         cdef int64_t deadline = self.next_deadline()
         cdef int64_t delta
+        cdef double real
         if deadline < 0:
             return -1
         delta = deadline - self.now_ns()
         if delta <= 0:
             return 0
-        if may_jump and self.autojump:
-            self.clock_offset_ns += delta
-            return 0
+        if self.clock is not None:
+            if self.clock.rate_ == 0.0:
+                return -1
+            real = delta / self.clock.rate_
+            if real >= MAX_PARK_MS * 1e6:
+                return MAX_PARK_MS
+            delta = <int64_t>real + 1
         delta = (delta + 999_999) // 1_000_000
         return <int>delta if delta < MAX_PARK_MS else MAX_PARK_MS
+
+    cdef bint jump_to_next_deadline(self) except -1:
+        """Move the test clock to the next live deadline; False when there is
+        none (or no test clock, or it is not in the future)."""
+        cdef int64_t deadline
+        if self.clock is None:
+            return False
+        deadline = self.next_deadline()
+        if deadline < 0 or deadline >= DEADLINE_NEVER_NS:
+            return False
+        deadline -= self.now_ns()
+        if deadline <= 0:
+            return False
+        self.clock.jump_ns(deadline)
+        return True
 
     cdef int64_t next_deadline(self) noexcept:
         """The earliest live deadline, or -1 when no timer is armed."""
