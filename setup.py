@@ -24,6 +24,7 @@ MODULES = [
     "_future",
     "_sync",
     "_channel",
+    "_group",
     "_io",
     "_net",
     "_loop",
