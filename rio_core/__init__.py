@@ -30,6 +30,7 @@ from rio_core._future import (
     sleep_until,
     yield_now,
 )
+from rio_core._group import JoinSet, TaskGroup, TaskStatus
 from rio_core._handle import Handle
 from rio_core._io import (
     BusyResourceError,
@@ -93,6 +94,7 @@ __all__ = [
     "Future",
     "Handle",
     "Interval",
+    "JoinSet",
     "Lagged",
     "Listener",
     "Lock",
@@ -112,6 +114,8 @@ __all__ = [
     "SocketTransport",
     "Stream",
     "Task",
+    "TaskGroup",
+    "TaskStatus",
     "TcpListener",
     "TcpStream",
     "TimerHandle",
