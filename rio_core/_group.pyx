@@ -609,6 +609,8 @@ cdef class TaskGroup(Group):
             errors = self.errors
             self.errors = []
             raise BaseExceptionGroup("unhandled errors in a TaskGroup", errors) from None
+        if exc_type is not None:
+            return True                 # the body's CancelledError was the group's own
         return None
 
     def __repr__(self):
