@@ -11,6 +11,7 @@ from typing_extensions import disjoint_base
 _T = TypeVar("_T")
 
 def _debug_live_groups() -> int: ...
+
 @final
 class ChildFailed:
     """Runs a TaskGroup's reaction to a failed child one tick later (engine-internal)."""
