@@ -38,6 +38,8 @@ cdef class Group(Primitive):
     # child fails: the waits of shutdown, join_all and leaving the block.
     cdef WaitQueue settled
 
+    cdef Runtime spawn_runtime(self, object coro)
+    cdef Task adopt(self, Runtime rt, Task task, object status)
     cdef Task spawn_child(self, object coro, object name, object status)
     cdef int check_runtime(self, str what) except -1
     cdef int child_done(self, Task task) except -1

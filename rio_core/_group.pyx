@@ -146,23 +146,31 @@ cdef class Group(Primitive):
                 f"runtime ({self.rt!r}); a group is used from one runtime at a time")
         return 0
 
-    cdef Task spawn_child(self, object coro, object name, object status):
-        """Spawn ``coro`` on the running runtime as a child of this group."""
+    cdef Runtime spawn_runtime(self, object coro):
+        """The running runtime, where this group may spawn (a refused ``coro``
+        is closed)."""
         cdef Runtime rt = current_runtime_or_none()
-        cdef Task task
         if rt is None:
             close_coro(coro)
             raise RuntimeError(f"{type(self).__name__}.spawn() needs a running rio runtime")
         if self.rt is not None and self.rt is not rt:
             close_coro(coro)
             self.check_runtime("spawn")
-        task = rt.spawn_task(coro, name)        # TypeError for a non-coroutine
+        return rt
+
+    cdef Task adopt(self, Runtime rt, Task task, object status):
+        """``task``, just spawned on ``rt``, becomes a child of this group."""
         self.rt = rt
         # a fresh task has no callback yet: the list is ours to make
         task.done_callbacks = [self.on_done]
         self.children[task] = status
         self.running += 1
         return task
+
+    cdef Task spawn_child(self, object coro, object name, object status):
+        """Spawn ``coro`` on the running runtime as a child of this group."""
+        cdef Runtime rt = self.spawn_runtime(coro)
+        return self.adopt(rt, rt.spawn_task(coro, name), status)    # TypeError: no coroutine
 
     cdef int child_done(self, Task task) except -1:
         raise NotImplementedError
@@ -214,11 +222,9 @@ cdef class JoinSet(Group):
         """Run ``fn(*args)`` in the blocking thread pool as a task of this set."""
         if self.state >= GROUP_CLOSING:
             raise RuntimeError("spawn_blocking() on a JoinSet that was closed")
-        if not callable(fn):
-            raise TypeError(f"spawn_blocking() expects a callable, got {type(fn).__name__}")
-        from rio_core._blocking import _BlockingCall, _run_blocking
-        return self.spawn_child(_run_blocking(_BlockingCall(fn, args)),
-                                getattr(fn, "__name__", None), None)
+        cdef Runtime rt = self.spawn_runtime(None)
+        from rio_core._blocking import spawn_blocking   # a Python module: no cimport
+        return self.adopt(rt, spawn_blocking(fn, *args), None)
 
     # ---- the children's side
 

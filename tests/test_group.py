@@ -404,6 +404,28 @@ def test_spawn_needs_a_coroutine(run):
     assert run(main) == 0
 
 
+def test_a_set_its_finished_task_refers_to_is_collected(run):
+    def live_sets():
+        return sum(isinstance(o, rio.JoinSet) for o in gc.get_objects())
+
+    gc.collect()
+    before = live_sets()
+
+    async def main():
+        js = rio.JoinSet()
+
+        async def returns_its_set():
+            return js
+
+        js.spawn(returns_its_set())
+        await steps(2)
+        assert len(js) == 1  # finished, unjoined: the set holds the task, the task the set
+
+    run(main)
+    gc.collect()
+    assert live_sets() == before
+
+
 def test_spawn_outside_a_runtime_raises():
     js = rio.JoinSet()
     coro = after(0, 1)
@@ -714,6 +736,19 @@ def test_spawn_while_shutting_down_raises(run):
         return refused
 
     assert run(main) == [True]
+
+
+def test_taskgroup_spawn_needs_a_coroutine(run):
+    async def main():
+        async with rio.TaskGroup() as tg:
+            with pytest.raises(TypeError, match="coroutine"):
+                tg.spawn(after)
+            with pytest.raises(TypeError, match="coroutine"):
+                await tg.start(lambda *, task_status: 42)
+            ok = tg.spawn(after(1, "still works"))
+        return ok.result(), len(tg)
+
+    assert run(main) == ("still works", 0)
 
 
 def test_enter_twice_raises(run):
