@@ -105,7 +105,8 @@ cdef class ChildFailed:
         raise TypeError("ChildFailed objects are made by task groups")
 
     def __call__(self, task):
-        self.owner.child_failed(<Task>task)
+        if self.owner is not None and type(task) is Task:
+            self.owner.child_failed(<Task>task)
 
 
 @cython.final
@@ -116,7 +117,7 @@ cdef class ChildDone:
         raise TypeError("ChildDone objects are made by task groups")
 
     def __call__(self, task):
-        if type(task) is Task:
+        if self.owner is not None and type(task) is Task:
             self.owner.child_done(<Task>task)
 
 
