@@ -25,6 +25,7 @@ MODULES = [
     "_scope",
     "_sync",
     "_channel",
+    "_group",
     "_io",
     "_net",
     "_loop",

@@ -136,8 +136,28 @@ async def loopback() -> None:
                 server.close()
 
 
+async def serve(greeting: str, *, task_status: rio.TaskStatus) -> None:
+    task_status.started(f"{greeting}: ready")
+
+
+async def groups() -> None:
+    js: rio.JoinSet[int] = rio.JoinSet()
+    for i in (3, 1, 2):
+        js.spawn(double(i))
+    first: rio.Task[int] | None = await js.join_next()
+    assert first is not None and first.result() in (2, 4, 6)
+    rest: list[int] = await js.join_all()
+    assert len(rest) == 2
+    async with rio.TaskGroup() as tg:
+        child: rio.Task[int] = tg.spawn(double(5))
+        status = await tg.start(serve, "server")
+        assert status == "server: ready"
+    assert child.result() == 10
+
+
 async def main() -> int:
     await tasks_and_futures()
+    await groups()
     await time_and_cancellation()
     await loopback()
     runtime = lowlevel.current_runtime()

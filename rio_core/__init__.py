@@ -30,6 +30,7 @@ from rio_core._future import (
     sleep_until,
     yield_now,
 )
+from rio_core._group import JoinSet, TaskGroup, TaskStatus
 from rio_core._handle import Handle
 from rio_core._io import (
     BusyResourceError,
@@ -105,6 +106,7 @@ __all__ = [
     "Future",
     "Handle",
     "Interval",
+    "JoinSet",
     "Lagged",
     "Listener",
     "Lock",
@@ -125,6 +127,8 @@ __all__ = [
     "SocketTransport",
     "Stream",
     "Task",
+    "TaskGroup",
+    "TaskStatus",
     "TcpListener",
     "TcpStream",
     "Timeout",
