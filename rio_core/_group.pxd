@@ -1,6 +1,7 @@
 # cython: language_level=3
 from rio_core._runtime cimport Task, Runtime
 from rio_core._sync cimport Primitive, WaitQueue, Waiter
+from rio_core._scope cimport CancelScope
 
 
 cdef enum GroupState:
@@ -65,6 +66,10 @@ cdef class TaskGroup(Group):
     cdef object parent              # the task running the body (rio or asyncio)
     cdef bint aborting              # children cancelled: no new ones
     cdef bint parent_cancel_requested
+    # The body's cancel scope, entered with the group: the group cancels its
+    # body through it, so a shield around the group does not hold that back
+    # (a shield inside the body does, until it exits).
+    cdef CancelScope body_scope
     cdef list errors
     cdef object base_error          # a KeyboardInterrupt or SystemExit seen
     cdef int abort(self) except -1

@@ -43,11 +43,16 @@ States (``GroupState`` in the .pxd), and their transitions:
 
 TaskGroup follows CPython 3.13's asyncio.TaskGroup: the first child failure
 cancels the siblings and, once, the parent task (``parent_cancel_requested``);
-``__aexit__`` waits for every child and then calls ``uncancel()`` exactly
-once for that request, so the parent's ``cancelling()`` is balanced and an
-enclosing ``asyncio.timeout``/``rio.timeout`` still recognises its own
-cancellation. A child that fails before ``task_status.started()`` is not a
-group failure: its exception goes to the ``start()`` caller (as in trio).
+``__aexit__`` waits for every child and then takes that request back exactly
+once, so the parent's ``cancelling()`` is balanced and an enclosing
+``asyncio.timeout``/``rio.timeout`` still recognises its own cancellation.
+The request goes through the body's own cancel scope (``body_scope``, entered
+and exited with the group; rio_core._scope), not a bare ``Task.cancel()``: a
+rio task's ``cancel()`` is held back while it is in a shielded scope, and a
+group inside a shield must still be able to cancel its body.
+
+A child that fails before ``task_status.started()`` is not a group failure:
+its exception goes to the ``start()`` caller (as in trio).
 """
 
 cimport cython
@@ -63,6 +68,7 @@ from rio_core._sync cimport (
 
 from rio_core._queue cimport ring_push
 from rio_core._handle cimport make_handle
+from rio_core._scope cimport CancelScope
 
 from asyncio import CancelledError
 from collections import deque
@@ -502,7 +508,7 @@ cdef class TaskGroup(Group):
         if (self.state == GROUP_OPEN and not self.parent_cancel_requested
                 and not self.parent.done()):
             self.parent_cancel_requested = True
-            self.parent.cancel()
+            self.body_scope.cancel()
 
     async def start(self, fn, *args, name=None):
         """Run ``fn(*args, task_status=status)`` as a child and wait until it
@@ -554,7 +560,7 @@ cdef class TaskGroup(Group):
         if not self.aborting and not self.parent_cancel_requested:
             self.abort()
             self.parent_cancel_requested = True
-            self.parent.cancel()
+            self.body_scope.cancel()
         return 0
 
     # ---- the block
@@ -567,6 +573,8 @@ cdef class TaskGroup(Group):
             raise RuntimeError("rio TaskGroup needs a rio runtime: rio_rt.block_on(), or an "
                                "asyncio task on rio's loop")
         self.parent = current_holder()
+        self.body_scope = CancelScope()
+        self.body_scope.enter_scope()
         self.rt = rt
         self.state = GROUP_OPEN
         return self
@@ -578,6 +586,7 @@ cdef class TaskGroup(Group):
         finally:
             self.state = GROUP_CLOSED
             self.parent = None
+            self.body_scope = None
             self.errors = []
             self.base_error = None
 
@@ -598,9 +607,12 @@ cdef class TaskGroup(Group):
                     propagate = error
                     self.abort()
         parent = self.parent
+        scope = self.body_scope
+        self.body_scope = None
+        scope.exit_scope(None)          # takes its request back (uncancel) if it made one
         if self.parent_cancel_requested:
             self.parent_cancel_requested = False
-            if parent.uncancel() == 0:
+            if parent.cancelling() == 0:
                 propagate = None        # the group's own request: not for the caller
         if self.base_error is not None:
             raise self.base_error

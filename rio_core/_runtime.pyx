@@ -1152,9 +1152,11 @@ def debug_counters():
     from rio_core._future import _debug_live_sleeps
     from rio_core._sync import _debug_live_waiters
     from rio_core._scope import _debug_scoped_asyncio_tasks
+    from rio_core._group import _debug_live_groups
     return {"tasks": live_tasks_count, "sleeps": _debug_live_sleeps(),
             "handles": _debug_live_handles(), "waiters": _debug_live_waiters(),
-            "scoped_asyncio_tasks": _debug_scoped_asyncio_tasks()}
+            "scoped_asyncio_tasks": _debug_scoped_asyncio_tasks(),
+            "groups": _debug_live_groups()}
 
 
 def debug_build():

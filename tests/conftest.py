@@ -84,14 +84,6 @@ def watchdog() -> Any:
         signal.signal(signal.SIGALRM, previous)
 
 
-def engine_counters() -> dict[str, int]:
-    """``rio_core.debug_counters()``, plus the live task groups (JoinSet,
-    TaskGroup: rio_core._group counts them; debug_counters does not name them yet)."""
-    from rio_core._group import _debug_live_groups
-
-    return {**rio_core.debug_counters(), "groups": _debug_live_groups()}
-
-
 @pytest.fixture(autouse=True)
 def engine_objects_freed() -> Any:
     """In a debug build, every engine object must be gone once garbage is collected.
@@ -103,10 +95,10 @@ def engine_objects_freed() -> Any:
         yield
         return
     gc.collect()
-    before = engine_counters()
+    before = rio_core.debug_counters()
     yield
     gc.collect()
-    after = engine_counters()
+    after = rio_core.debug_counters()
     leaked = {
         name: count - before.get(name, 0)
         for name, count in after.items()

@@ -795,3 +795,50 @@ def test_a_taskgroup_needs_a_rio_runtime():
         return "ok"
 
     assert asyncio.run(main()) == "ok"
+
+
+def test_a_taskgroup_inside_a_shield_still_cancels_its_body(run):
+    """The group cancels its body through its own cancel scope: a shield around
+    the group (which holds back Task.cancel()) does not hold that back."""
+
+    async def main():
+        log = []
+
+        async def boom():
+            raise ValueError("child failed")
+
+        with rio.CancelScope(shield=True):
+            with pytest.raises(ExceptionGroup) as info:
+                async with rio.TaskGroup() as tg:
+                    tg.spawn(boom())
+                    try:
+                        await rio.sleep(100)
+                    except asyncio.CancelledError:
+                        log.append("body cancelled")
+                        raise
+            log.append(type(info.value.exceptions[0]).__name__)
+        log.append(rio.current_task().cancelling())
+        return log
+
+    assert run(main) == ["body cancelled", "ValueError", 0]
+
+
+def test_a_shield_inside_the_body_holds_the_groups_cancel_until_it_exits(run):
+    async def main():
+        log = []
+
+        async def boom():
+            raise ValueError("child failed")
+
+        with pytest.raises(ExceptionGroup):
+            async with rio.TaskGroup() as tg:
+                tg.spawn(boom())
+                with rio.CancelScope(shield=True):
+                    await rio.sleep(5)
+                    log.append("shielded part finished")
+                await rio.sleep(100)
+                log.append("not reached")
+        log.append(rio.current_task().cancelling())
+        return log
+
+    assert run(main) == ["shielded part finished", 0]
