@@ -61,8 +61,7 @@ cdef class Task:
     # cancel_deferred; the exit of the last shield delivers it.
     cdef object cancel_scope
     cdef int shield_depth
-    cdef bint cancel_deferred
-    cdef object deferred_msg
+    cdef bint cancel_deferred      # its message waits in cancel_msg
     cdef object throw_exc           # an exception to throw in on the next step
     cdef bint exception_retrieved
     cdef Waker waker_               # created on first use; one per task

@@ -379,7 +379,7 @@ cdef class Task:
         if self.shield_depth > 0:
             self.cancel_requests += 1
             self.cancel_deferred = True
-            self.deferred_msg = msg
+            self.cancel_msg = msg
             return True
         self.request_cancel(msg)
         return True
@@ -404,8 +404,6 @@ cdef class Task:
             return 0
         self.cancel_deferred = False
         self.must_cancel = True
-        self.cancel_msg = self.deferred_msg
-        self.deferred_msg = None
         wake_task(self)
         return 0
 
@@ -755,7 +753,8 @@ cdef class Runtime:
         task.join_waiters = None
         task.must_cancel = False
         task.cancel_deferred = False
-        task.cancel_scope = None
+        if task.cancel_scope is not None:
+            task.cancel_scope = None
         task.throw_exc = None
         task.cx_ = None            # the Waker may outlive the task; drop our side
         task.waker_ = None
