@@ -741,3 +741,75 @@ def test_a_dropped_asyncio_task_inside_a_scope_is_still_collected() -> None:
         assert scope_module._debug_scoped_asyncio_tasks() == 0
     finally:
         loop.close()
+
+
+def test_shield_holds_back_task_cancel_while_parked_on_an_asyncio_future() -> None:
+    """A native task under rio.block_on awaiting an asyncio future inside a
+    shield: Task.cancel() does not cancel that future; it is delivered after."""
+
+    async def main() -> tuple[list[str], bool]:
+        log = []
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        entered = rio.Event()
+
+        async def shielded() -> None:
+            with rio.CancelScope(shield=True):
+                entered.set()
+                log.append(f"future gave {await future}")
+            await rio.sleep(0)
+            log.append("not reached")
+
+        task = rio.spawn(shielded())
+        await entered.wait()
+        task.cancel()
+        await rio.sleep(0)
+        assert not future.cancelled()
+        future.set_result("value")
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return log, task.cancelled()
+
+    assert rio.block_on(main()) == (["future gave value"], True)
+
+
+def test_on_an_asyncio_task_a_shield_holds_back_scopes_not_task_cancel() -> None:
+    """The documented limit: CPython's asyncio.Task.cancel() cannot be deferred."""
+
+    async def main() -> list[str]:
+        entered = asyncio.Event()
+        outcomes: list[str] = []
+
+        async def shielded(outer: rio.CancelScope) -> None:
+            with outer:
+                with rio.CancelScope(shield=True):
+                    entered.set()
+                    try:
+                        await asyncio.sleep(0.01)
+                        outcomes.append("shield held")
+                    except asyncio.CancelledError:
+                        outcomes.append("cancelled inside the shield")
+                        raise
+                await asyncio.sleep(0)
+                outcomes.append("not reached")
+            outcomes.append(f"outer caught={outer.cancelled_caught}")
+
+        loop = asyncio.get_running_loop()
+        scope = rio.CancelScope()
+        task = loop.create_task(shielded(scope))
+        await entered.wait()
+        scope.cancel()  # a rio scope: held back until the shield exits
+        await task
+        entered.clear()
+        task = loop.create_task(shielded(rio.CancelScope()))
+        await entered.wait()
+        task.cancel()  # asyncio's own Task.cancel(): passes the shield
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return outcomes
+
+    assert rio.run(main()) == [
+        "shield held",
+        "outer caught=True",
+        "cancelled inside the shield",
+    ]
