@@ -24,6 +24,7 @@ MODULES = [
     "_future",
     "_sync",
     "_channel",
+    "_token",
     "_io",
     "_net",
     "_loop",

@@ -78,6 +78,7 @@ from rio_core._sync import (
     SemaphoreClosed,
 )
 from rio_core._time import TimerHandle, check_seconds
+from rio_core._token import CancellationToken
 from rio_core._transport import SocketTransport
 
 __all__ = [
@@ -85,6 +86,7 @@ __all__ = [
     "BroadcastReceiver",
     "BroadcastSender",
     "BusyResourceError",
+    "CancellationToken",
     "ChannelClosed",
     "ClosedResourceError",
     "Condition",
