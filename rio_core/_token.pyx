@@ -289,11 +289,14 @@ cdef CancelRequest arm(CancellationToken token):
 async def until_cancelled(CancellationToken token, aw):
     """The cancel/uncancel logic of run_until_cancelled: one place, to be
     rebuilt on a cancel scope later."""
-    cdef CancelRequest request
-    request = arm(token) if not token.cancelled_ else None
+    cdef CancelRequest request = None
+    try:
+        if not token.cancelled_:
+            request = arm(token)
+    finally:
+        if request is None and (PyCoro_CheckExact(aw) or isinstance(aw, _AbcCoroutine)):
+            aw.close()          # never started: no "never awaited" warning
     if request is None:
-        if PyCoro_CheckExact(aw) or isinstance(aw, _AbcCoroutine):
-            aw.close()
         return None
     task = request.task
     cancelling = task.cancelling()
