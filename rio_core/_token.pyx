@@ -90,6 +90,11 @@ cdef inline void unlink_child(CancellationToken parent, PyObject *child) noexcep
     parent.children -= 1
 
 
+# Ancestors released by the __dealloc__ lower in the stack (see __dealloc__).
+cdef list releasing = []
+cdef bint release_running = False
+
+
 @cython.final
 @cython.no_gc_clear
 cdef class CancellationToken(Primitive):
@@ -100,9 +105,27 @@ cdef class CancellationToken(Primitive):
     cancelled first."""
 
     def __dealloc__(self):
-        if self.parent is not None:
-            unlink_child(self.parent, <PyObject *>self)
+        global release_running
         # no children are left: each owns a reference to us
+        if self.parent is None:
+            return
+        unlink_child(self.parent, <PyObject *>self)
+        # Dropping the parent may free it, and its parent, ...: a long chain
+        # would recurse once per token and overflow the C stack. The first
+        # token freed releases the ancestors in a loop instead; the ones freed
+        # meanwhile only hand their parent over (no Python code runs here).
+        # (Not the trashcan: it defers a freed object that is still linked.)
+        if release_running:
+            releasing.append(self.parent)
+            self.parent = None
+            return
+        release_running = True
+        try:
+            self.parent = None
+            while len(releasing):
+                releasing.pop()
+        finally:
+            release_running = False
 
     def is_cancelled(self):
         """True once the token (or an ancestor) was cancelled."""

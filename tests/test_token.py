@@ -336,6 +336,18 @@ def test_a_deep_chain_is_cancelled_without_recursion():
     assert token.is_cancelled()
 
 
+def test_dropping_the_leaf_of_a_deep_chain_frees_it_without_recursion():
+    """Each token owns its parent: freeing a million-deep chain from its leaf
+    must not recurse once per token (that overflowed the C stack)."""
+    root = rio.CancellationToken()
+    token = root
+    for _ in range(1_000_000):
+        token = token.child_token()
+    assert root._children() == 1
+    del token
+    assert root._children() == 0
+
+
 def test_children_are_linked_and_unlinked_as_they_come_and_go():
     parent = rio.CancellationToken()
     kids = [parent.child_token() for _ in range(5)]
