@@ -76,8 +76,8 @@ cdef extern from "Python.h":
 
 
 cdef inline void unlink_child(CancellationToken parent, PyObject *child) noexcept:
-    """Take ``child`` out of ``parent``'s list of children (pointers only: no
-    reference changes, so it is safe in the child's ``__dealloc__``)."""
+    """Take ``child`` out of ``parent``'s list of children: pointer updates
+    only, no reference kept or dropped, so it is safe in ``__dealloc__``."""
     cdef CancellationToken c = <CancellationToken>child
     if c.prev_sibling == NULL:
         parent.first_child = c.next_sibling
