@@ -201,7 +201,7 @@ cdef class CancellationToken(Primitive):
         cdef WaitQueue queue
         if self.waiters is None:
             queue = WaitQueue(self)     # may run Python code: check again after
-            if self.waiters is None:
+            if self.waiters is None and not self.cancelled_:
                 self.waiters = queue
         return 0
 

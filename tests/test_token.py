@@ -651,6 +651,20 @@ def test_run_until_cancelled_with_a_cancel_from_another_thread(run):
     assert finally_thread == [runtime_thread]
 
 
+def test_run_until_cancelled_of_something_not_awaitable_raises_and_cleans_up(run):
+    token = rio.CancellationToken()
+
+    async def main():
+        with pytest.raises(TypeError):
+            await token.run_until_cancelled(42)
+        await settle()
+        assert token._waiting() == 0
+        assert runtime_stats()["tasks_alive"] == 1  # the watcher is gone
+        assert rio.current_task().cancelling() == 0
+
+    run(main)
+
+
 def test_run_until_cancelled_outside_a_task_raises_and_closes_aw():
     token = rio.CancellationToken()
 
