@@ -26,6 +26,7 @@ MODULES = [
     "_sync",
     "_channel",
     "_group",
+    "_token",
     "_io",
     "_net",
     "_loop",

@@ -98,6 +98,14 @@ async def time_and_cancellation() -> None:
     except rio.CancelledError:
         assert sleeper.cancelled()
 
+    token = rio.CancellationToken()
+    child: rio.CancellationToken = token.child_token()
+    doubled: int | None = await child.run_until_cancelled(double(2))
+    assert doubled == 4
+    token.cancel()  # safe from any thread; cancels the child too
+    await child.cancelled()
+    assert child.is_cancelled() and await child.run_until_cancelled(double(3)) is None
+
     fired: list[float] = []
     handle: lowlevel.TimerHandle = lowlevel.call_at(rio.monotonic() + 0.005, fired.append, 1.5)
     await rio.sleep(0.01)

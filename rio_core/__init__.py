@@ -90,6 +90,7 @@ from rio_core._sync import (
     SemaphoreClosed,
 )
 from rio_core._time import MockClock, TimerHandle, check_seconds
+from rio_core._token import CancellationToken
 from rio_core._transport import SocketTransport
 
 __all__ = [
@@ -98,6 +99,7 @@ __all__ = [
     "BroadcastSender",
     "BusyResourceError",
     "CancelScope",
+    "CancellationToken",
     "ChannelClosed",
     "ClosedResourceError",
     "Condition",
