@@ -1,5 +1,6 @@
 # cython: language_level=3
 from rio_core._sync cimport Primitive, WaitQueue, Waiter
+from rio_core._scope cimport CancelScope
 
 
 cdef class CancellationToken(Primitive):
@@ -23,8 +24,10 @@ cdef class CancellationToken(Primitive):
 
 
 cdef class CancelRequest:
-    # One run_until_cancelled: cancels ``task`` once its token is cancelled.
+    # One run_until_cancelled: cancels ``scope`` (around the awaitable, in
+    # ``task``) once its token is cancelled.
     cdef object task                # the rio Task, or the asyncio Task
+    cdef CancelScope scope
     cdef Waiter waiter              # parked in the token's queue
     cdef object watcher             # the rio watcher Task, or the asyncio future
     cdef bint armed

@@ -35,24 +35,24 @@ Design note
   own wake target (``wake_task`` hands a task of another thread's runtime to
   that runtime's inject list; an asyncio future of another loop is completed
   through ``call_soon_threadsafe``), so nothing ties the queue to one runtime.
-- **run_until_cancelled(aw)** awaits ``aw`` in the current task and cancels
-  that task (``Task.cancel()``) when the token is cancelled; the one function
-  ``until_cancelled`` then takes back exactly that cancellation with
-  ``uncancel()``, comparing with ``cancelling()`` as ``asyncio.timeout``
-  does, so a cancellation from anyone else still propagates. ``cancel()``
-  may run on any thread, but ``Task.cancel()`` must run on the task's own
+- **run_until_cancelled(aw)** awaits ``aw`` in the current task inside a
+  ``CancelScope`` (rio_core._scope) and cancels that scope when the token is
+  cancelled; the scope's exit takes back exactly that cancellation, so a
+  cancellation from anyone else still propagates, counts stay balanced, and
+  a shield around the call does not hold the token back. ``cancel()`` may
+  run on any thread, but the scope must be cancelled on the task's own
   thread; the request (``CancelRequest``) parks a waiter in the token's queue
   whose wake brings it there:
   - in a rio task, the waiter is awaited by a small watcher task spawned on
     the same runtime (``wake_task`` is the thread-safe wake); when granted,
-    the watcher cancels the task. A task per call was preferred to a new
+    the watcher cancels the scope. A task per call was preferred to a new
     engine hook: the scheduler offers no "run this on the runtime's thread"
     for a bare ``Runtime``, and a watcher costs one spawn and one step;
   - in an asyncio task (rio's loop or another), no task is spawned: the
     waiter's wake target is a future of the task's loop (``WAKE_FUTURE``,
     completed at once on the loop's thread, or through
     ``call_soon_threadsafe`` from another), and the future's done-callback
-    is the request, which cancels the task on the loop's thread.
+    is the request, which cancels the scope on the loop's thread.
   Leaving ``run_until_cancelled`` disarms the request first (a wake already
   on its way then does nothing), takes the waiter out of the queue and
   cancels the watcher. A token already cancelled returns None at once and
@@ -63,11 +63,11 @@ cimport cython
 from cpython.object cimport PyObject
 
 from rio_core._runtime cimport Task, current_task_or_none
+from rio_core._scope cimport CancelScope
 from rio_core._sync cimport (
     Primitive, WaitQueue, Waiter, make_waiter, OP_WAIT, WAITER_GRANTED, WAKE_FUTURE,
 )
 
-from asyncio import CancelledError
 from asyncio import current_task as _asyncio_current_task
 from collections.abc import Coroutine as _AbcCoroutine
 
@@ -253,7 +253,7 @@ cdef class CancelRequest:
         if self.armed:
             self.armed = False
             self.fired = True
-            self.task.cancel()
+            self.scope.cancel()
         return 0
 
     cdef bint release(self) except -1:
@@ -276,10 +276,11 @@ async def _watch(Waiter waiter, CancelRequest request):
     request.fire()
 
 
-cdef CancelRequest arm(CancellationToken token):
-    """A request that cancels the current task when ``token`` is cancelled;
-    None when the token is cancelled already."""
+cdef CancelRequest arm(CancellationToken token, CancelScope scope):
+    """A request that cancels ``scope`` (in the current task) when ``token``
+    is cancelled; None when the token is cancelled already."""
     cdef CancelRequest request = CancelRequest.__new__(CancelRequest)
+    request.scope = scope
     cdef Task rio_task = current_task_or_none()
     cdef Waiter waiter = make_waiter(token, OP_WAIT)
     request.waiter = waiter
@@ -310,29 +311,23 @@ cdef CancelRequest arm(CancellationToken token):
 
 
 async def until_cancelled(CancellationToken token, aw):
-    """The cancel/uncancel logic of run_until_cancelled: one place, to be
-    rebuilt on a cancel scope later."""
+    """run_until_cancelled: ``aw`` awaited inside a cancel scope that the
+    token's cancellation cancels; the scope catches exactly that cancellation
+    (rio_core._scope: counted with cancelling()/uncancel(), held back by a
+    shield inside ``aw``, never by one around it)."""
     cdef CancelRequest request = None
+    cdef CancelScope scope = CancelScope()
     try:
         if not token.cancelled_:
-            request = arm(token)
+            request = arm(token, scope)
     finally:
         if request is None and (PyCoro_CheckExact(aw) or isinstance(aw, _AbcCoroutine)):
             aw.close()          # never started: no "never awaited" warning
     if request is None:
         return None
-    task = request.task
-    cancelling = task.cancelling()
     try:
-        value = await aw
-    except CancelledError:
-        if request.release() and task.uncancel() <= cancelling:
-            return None             # our own cancellation: swallowed
-        raise
-    except BaseException:
-        if request.release():
-            task.uncancel()
-        raise
-    if request.release():
-        task.uncancel()             # aw finished despite the cancellation
-    return value
+        with scope:
+            return await aw
+    finally:
+        request.release()
+    return None                 # the scope caught the token's cancellation

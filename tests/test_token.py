@@ -958,3 +958,26 @@ def test_model_random_trees_and_cancels(ops):
                     task.cancel()  # its root was dropped: nobody can cancel it now
 
     rio.Runtime(autojump_clock=True).block_on(main())
+
+
+def test_run_until_cancelled_inside_a_shield_still_ends_on_the_token(run):
+    """The token cancels a scope around the awaitable, not the task: a shield
+    around the call (which holds back Task.cancel()) does not hold it back."""
+
+    async def main():
+        token = rio.CancellationToken()
+
+        async def canceller():
+            await rio.sleep(1)
+            token.cancel()
+
+        async def late():
+            await rio.sleep(100)
+            return "late"
+
+        rio.spawn(canceller())
+        with rio.CancelScope(shield=True):
+            value = await token.run_until_cancelled(late())
+        return value, rio.current_task().cancelling()
+
+    assert run(main) == (None, 0)
