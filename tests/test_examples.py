@@ -147,3 +147,14 @@ def test_the_worker_pool_runs_every_job_within_its_limit_and_exits(tmp_path):
     assert summary.startswith("40 jobs by 4 workers, 200 parts, "), summary
     assert "at most 8 of 8 in flight" in summary, summary  # the semaphore held, and was used
     assert "checksum 39400," in summary, summary  # every part's result reached the end
+
+
+def test_the_structured_concurrency_tour_prints_what_each_tool_did(tmp_path):
+    tour = run_example("structured.py", cwd=tmp_path)
+    assert tour.returncode == 0, tour.stderr
+    assert tour.stdout.splitlines() == [
+        "started w0, w1, w2; w0: worked, closed; w1: worked, closed; w2: worked, closed",
+        "fail_after: TimeoutError",
+        "move_on_after: cancelled_caught=True",
+        "fastest: attempt 1",
+    ]
