@@ -555,3 +555,68 @@ def test_anyio_recipe_and_rio_auto_mode_leaves_anyio_tests_alone(
         ini="rio_mode = auto",
     )
     result.assert_outcomes(passed=1)
+
+
+def test_both_auto_modes_and_rio_asyncio_loop(pytester: pytest.Pytester) -> None:
+    """Unmarked tests go to rio; marked asyncio ones to pytest-asyncio (on rio's loop
+    under --rio-asyncio); each runs once, with no warning."""
+    pytest.importorskip("pytest_asyncio")
+    result = run(
+        pytester,
+        """
+        import asyncio
+        import pytest
+        import rio_core
+        import rio_rt as rio
+
+        runs = []
+
+        @pytest.fixture
+        async def which():
+            return "rio" if asyncio.current_task() is None else "asyncio"
+
+        async def test_unmarked(which, rio_runtime):
+            assert rio_core.current_runtime() is rio_runtime
+            runs.append(which)
+
+        @pytest.mark.rio
+        async def test_rio(which):
+            runs.append(which)
+
+        @pytest.mark.asyncio
+        async def test_asyncio(which):
+            assert isinstance(asyncio.get_running_loop(), rio.Loop)
+            runs.append(which)
+
+        def test_runs():
+            assert runs == ["rio", "rio", "asyncio"]
+        """,
+        "--rio-asyncio",
+        ini="rio_mode = auto\nasyncio_mode = auto",
+    )
+    result.assert_outcomes(passed=4)
+
+
+def test_rio_clock_can_be_overridden(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        import pytest
+        import rio_rt as rio
+        from rio_rt.testing import MockClock
+
+        @pytest.fixture
+        def rio_clock():
+            return MockClock(rate=0.0, autojump_threshold=0.5)
+
+        @pytest.mark.rio
+        async def test_clock(rio_runtime, rio_clock):
+            assert rio_runtime.clock is rio_clock
+            assert rio_clock.autojump_threshold == 0.5
+            rio_clock.jump(10)
+            start = rio.monotonic()
+            await rio.sleep(5)
+            assert rio.monotonic() - start >= 5
+        """,
+    )
+    result.assert_outcomes(passed=1)
