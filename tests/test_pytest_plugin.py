@@ -620,3 +620,35 @@ def test_rio_clock_can_be_overridden(pytester: pytest.Pytester) -> None:
         """,
     )
     result.assert_outcomes(passed=1)
+
+
+def test_classes_parameters_and_sync_tests(pytester: pytest.Pytester) -> None:
+    result = run(
+        pytester,
+        """
+        import asyncio
+        import pytest
+        import rio_core
+
+        class TestInAClass:
+            @pytest.fixture
+            async def me(self):
+                await asyncio.sleep(0)
+                return self
+
+            @pytest.mark.rio
+            @pytest.mark.parametrize("n", [1, 2])
+            async def test_method(self, me, n):
+                assert me is self and n in (1, 2)
+
+        @pytest.mark.rio
+        def test_a_marked_sync_test_stays_sync():
+            assert rio_core.current_runtime() is None
+
+        def test_sync_test_with_rio_runtime(rio_runtime):
+            async def main():
+                return rio_core.current_runtime()
+            assert rio_runtime.block_on(main()) is rio_runtime
+        """,
+    )
+    result.assert_outcomes(passed=4)
