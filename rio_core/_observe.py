@@ -170,13 +170,15 @@ def dump_tasks(file: IO[str] | None = None, runtime: Runtime | None = None) -> N
 class SlowPoll:
     """A step that has run longer than ``slow_poll``, seen while it still runs.
 
-    ``entry``: the rio Task being stepped (on rio's loop, or the asyncio Task
-    whose step it is, or the callback's Handle); ``seconds``: how long the step
-    had run when it was seen; ``started``/``reported_at``: real monotonic
-    seconds (``time.monotonic()`` on Linux and macOS); ``stack``: the runtime thread's Python
-    stack at that moment, outermost first."""
+    ``entry``: the rio Task being stepped (on rio's loop: the asyncio Task whose
+    step it is, or the callback's Handle); ``description``: its repr when seen;
+    ``seconds``: how long the step had run when it was seen;
+    ``started``/``reported_at``: real monotonic seconds (``time.monotonic()`` on
+    Linux and macOS); ``stack``: the runtime thread's Python stack at that
+    moment, outermost first."""
 
     entry: Any
+    description: str
     seconds: float
     started: float
     reported_at: float
@@ -184,18 +186,16 @@ class SlowPoll:
 
     def format(self) -> str:
         lines = [
-            f"rio: {_describe_entry(self.entry)} has been running one step for "
-            f"{self.seconds:.3f} s; it is in:"
+            f"rio: {self.description} has been running one step for {self.seconds:.3f} s; it is in:"
         ]
         lines.extend(traceback.format_list(self.stack))
         return "\n".join(line.rstrip("\n") for line in lines)
 
 
-def _describe_entry(entry: Any) -> str:
+def _step_owner(entry: Any) -> Any:
+    """The asyncio Task whose step (or wakeup) a Handle runs, else the entry."""
     owner = getattr(getattr(entry, "_callback", None), "__self__", None)
-    if isinstance(owner, asyncio.Task):
-        return repr(owner)
-    return _describe_leaf(entry)
+    return owner if isinstance(owner, asyncio.Task) else entry
 
 
 def log_slow_poll(report: SlowPoll) -> None:
@@ -238,7 +238,9 @@ class Watchdog:
             stack = traceback.extract_stack(frame) if frame is not None else []
             del frame
             now = _real_monotonic_ns() / 1e9
-            report = SlowPoll(entry, elapsed / 1e9, started_ns / 1e9, now, stack)
+            entry = _step_owner(entry)
+            description = _describe_leaf(entry)
+            report = SlowPoll(entry, description, elapsed / 1e9, started_ns / 1e9, now, stack)
             try:
                 self.callback(report)
             except Exception:
