@@ -6,9 +6,8 @@ Everything here reads what the scheduler (``rio_core._runtime``) already
 keeps, so none of it costs the step path anything:
 
 - the live tasks are the runtime's intrusive list (``Runtime.all_tasks``);
-- a task's parent is a weak reference stored at spawn (CPython hands every
-  spawn from one parent the same cached reference), its children a scan of
-  the live list;
+- a task's parent is the id stored at spawn (no reference), found, like its
+  children, by a scan of the live list;
 - a task's stack is its coroutine's await chain: ``cr_await`` (coroutines)
   and ``gi_yieldfrom`` (generators) are followed from the task's coroutine to
   the leaf, the object the innermost frame waits on (a ``Sleep``, a
@@ -145,6 +144,7 @@ def format_tasks(runtime: Runtime | None = None) -> str:
             f"polls={task.polls} wakes={task.wakes}"
             + (f" step_time={task.step_time:.6f}s" if rt.instrumented else "")
             + (f" parent={parent.name!r}" if parent is not None else "")
+            + (f" parent_id={task.parent_id} (done)" if parent is None and task.parent_id else "")
         )
         out.extend(f"    {line}" for line in task_stack(task).format())
     for task in foreign:

@@ -52,6 +52,13 @@ method). Cancellation is a flag: the CancelledError is thrown in at the
 task's current await point on its next step, so the leaf future it waits on
 sees ``throw()`` and can drop its timer or waiter registration.
 
+Observability (rio_core._observe reads it; docs/design.md has the costs):
+each task keeps its parent's id, its spawn time (one clock
+read per spawn) and poll/wake counts. Step timing, the poll hooks and the
+stuck-step watchdog are opt-in: any of them sets ``Runtime.observed``, the
+one flag ``run_batch`` tests before taking ``run_batch_timed``, which times,
+publishes (for the watchdog thread) and traces each entry.
+
 Rejected: a Python deque for the ready queue (a Python call per push/pop);
 storing the waker in the task per poll (an allocation per wake); a set of
 live tasks (hashing per spawn: an intrusive list is O(1) with no allocation).
@@ -63,7 +70,6 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
 from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyContext_Exit
 from cpython.exc cimport PyErr_CheckSignals
-from cpython.weakref cimport PyWeakref_NewRef
 
 from rio_core._queue cimport ring_init, ring_push, ring_pop, ring_clear
 from rio_core._handle cimport Handle, make_handle
@@ -444,15 +450,23 @@ cdef class Task:
 
     @property
     def parent(self):
-        """The task that spawned this one, or None (spawned outside a task, or
-        the parent has been freed)."""
-        if self.parent_ref is None:
+        """The task that spawned this one while that task is alive; None once
+        it is done, or when spawned outside a task (``parent_id`` stays). A
+        scan of the runtime's live tasks: O(number of live tasks)."""
+        cdef Runtime rt = self.rt if self.rt is not None else current_runtime_or_none()
+        cdef PyObject *p
+        if self.parent_id == 0 or rt is None:
             return None
-        return self.parent_ref()
+        p = rt.live_head
+        while p != NULL:
+            if (<Task>p).id == self.parent_id:
+                return <Task>p
+            p = (<Task>p).live_next
+        return None
 
     def children(self):
-        """The live tasks this one spawned (a scan of the runtime's live tasks:
-        O(number of live tasks), for debugging)."""
+        """The live tasks this one spawned, oldest first (a scan of the
+        runtime's live tasks: O(number of live tasks), for debugging)."""
         cdef Runtime rt = self.rt if self.rt is not None else current_runtime_or_none()
         cdef list found = []
         cdef PyObject *p
@@ -460,7 +474,7 @@ cdef class Task:
             return found
         p = rt.live_head
         while p != NULL:
-            if (<Task>p).parent_ref is not None and (<Task>p).parent_ref() is self:
+            if (<Task>p).parent_id == self.id:
                 found.append(<Task>p)
             p = (<Task>p).live_next
         found.reverse()             # the live list is newest first
@@ -622,11 +636,10 @@ cdef class Runtime:
     # ---- observability: opt-in switches (each makes run_batch take the
     # observed path; off, the step path pays one flag test)
 
-    cdef int update_observed(self) except -1:
+    cdef void update_observed(self) noexcept:
         self.observed = (self.slow_ns != 0 or self.timed_steps or self.watch_steps
                          or self.before_poll_hook is not None
                          or self.after_poll_hook is not None)
-        return 0
 
     def instrument(self, enabled=True):
         """Time every step (two clock reads per step): Task.step_time, and
@@ -660,6 +673,8 @@ cdef class Runtime:
         ``callback(report)`` (a rio_core._observe.SlowPoll), by default a
         warning on the ``rio_rt`` logger. None turns it off."""
         cdef double value
+        if self.running or self.watchdog is not None:
+            raise RuntimeError("slow_poll is set before the runtime runs, not while it runs")
         if callback is not None and not callable(callback):
             raise TypeError(f"on_slow_poll must be callable, got {type(callback).__name__}")
         if seconds is None:
@@ -672,9 +687,6 @@ cdef class Runtime:
         self.on_slow_poll = callback
         self.watch_steps = self.slow_poll_ns != 0
         self.update_observed()
-        if self.running:
-            self.stop_watchdog()
-            self.start_watchdog()
 
     @property
     def slow_poll(self):
@@ -802,7 +814,7 @@ cdef class Runtime:
         task.spawned_ns = self.time_driver.now_ns()
         cdef void *parent = rio_get_current_task()
         if parent != NULL:
-            task.parent_ref = PyWeakref_NewRef(<object>parent, None)
+            task.parent_id = (<Task>parent).id
         if name is not None:
             task.name_ = str(name)
         # link into the live list (the list owns one reference)
@@ -1040,10 +1052,9 @@ cdef class Runtime:
             finally:
                 if timed:
                     elapsed = rio_monotonic_ns() - started
-                    if self.watch_steps:
-                        self.step_started_ns = 0
-                        self.step_entry = None
-            if self.timed_steps:
+                    self.step_started_ns = 0    # (also when slow_poll went off meanwhile)
+                    self.step_entry = None
+            if timed and self.timed_steps:
                 self.count_step(entry, is_task, elapsed)
             if self.slow_ns and elapsed >= self.slow_ns and self.slow_hook is not None:
                 self.slow_hook(entry, callback, args, elapsed / 1e9)

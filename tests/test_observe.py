@@ -4,6 +4,7 @@ the opt-in step timing, tracing hooks and ``python -m rio_rt --dump-on``."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import os
 import selectors
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -92,23 +94,29 @@ def test_parent_and_children(run: Any) -> None:
         assert me.children() == [kid]  # only live children
         kid.cancel()
         await rio.sleep(1)
-        # the parent finished; the grandchild outlives it and still names it
-        assert kid.done() and grand.parent is kid and kid.children() == [grand]
+        # the parent finished: the grandchild outlives it, keeps its id, and is
+        # still found among the finished task's children
+        assert kid.done() and grand.parent is None and grand.parent_id == kid.id
+        assert kid.children() == [grand]
         grand.cancel()
 
     run(main)
 
 
-def test_parent_is_weak(run: Any) -> None:
+def test_parent_holds_no_reference(run: Any) -> None:
     async def spawner() -> rio.Task[None]:
         return rio.spawn(sleeper(), name="orphan")
 
     async def main() -> None:
-        orphan = await rio.spawn(spawner())
-        import gc
-
+        spawning = rio.spawn(spawner())
+        orphan = await spawning
+        ref = weakref.ref(spawning)
+        del spawning
         gc.collect()
-        assert orphan.parent is None  # the spawner is gone: nothing keeps it alive
+        assert ref() is None  # the child does not keep its parent alive
+        assert orphan.parent is None and orphan.parent_id != 0
+        me = rio.current_task()
+        assert me is not None and me.parent_id == 0
         orphan.cancel()
 
     run(main)

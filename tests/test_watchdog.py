@@ -127,6 +127,12 @@ def test_slow_poll_is_checked_and_switchable() -> None:
     rt.block_on(main())
     assert len(reports) == 1
 
+    async def change_while_running() -> None:
+        with pytest.raises(RuntimeError, match="before the runtime runs"):
+            rt.set_slow_poll(1.0)
+
+    rt.block_on(change_while_running())
+
 
 def test_a_failing_callback_is_logged(caplog: pytest.LogCaptureFixture) -> None:
     def broken(report: rio.SlowPoll) -> None:
