@@ -230,18 +230,22 @@ class Watchdog:
             if probe is None:
                 continue
             seq, started_ns, entry = probe
+            del probe
             elapsed = _real_monotonic_ns() - started_ns
-            if seq == reported or elapsed < self.threshold_ns:
-                continue
-            reported = seq
-            frame = sys._current_frames().get(self.thread_id)
-            stack = traceback.extract_stack(frame) if frame is not None else []
-            del frame
-            now = _real_monotonic_ns() / 1e9
-            entry = _step_owner(entry)
-            description = _describe_leaf(entry)
-            report = SlowPoll(entry, description, elapsed / 1e9, started_ns / 1e9, now, stack)
-            try:
-                self.callback(report)
-            except Exception:
-                logger.exception("rio: the on_slow_poll callback failed")
+            if seq != reported and elapsed >= self.threshold_ns:
+                reported = seq
+                self.report(entry, started_ns, elapsed)
+            del entry  # hold no task between looks
+
+    def report(self, entry: Any, started_ns: int, elapsed: int) -> None:
+        frame = sys._current_frames().get(self.thread_id)
+        stack = traceback.extract_stack(frame) if frame is not None else []
+        del frame
+        now = _real_monotonic_ns() / 1e9
+        entry = _step_owner(entry)
+        report = SlowPoll(entry, _describe_leaf(entry), elapsed / 1e9, started_ns / 1e9, now, stack)
+        try:
+            self.callback(report)
+        except Exception:
+            # formatted here: a logged traceback object would keep the report's task alive
+            logger.error("rio: the on_slow_poll callback failed:\n%s", traceback.format_exc())
