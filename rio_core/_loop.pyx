@@ -74,6 +74,7 @@ cdef class LoopCore(Runtime):
             self.slow_hook = self._log_slow
         else:
             self.slow_ns = 0
+        self.update_observed()
         return 0
 
     def _log_slow(self, entry, callback, args, seconds):
@@ -299,6 +300,7 @@ cdef class LoopCore(Runtime):
         with the loop in C instead of a Python call per tick)."""
         cdef Runtime previous = enter_runtime(self)
         try:
+            self.start_watchdog()
             # asyncio's iterations poll I/O first, a tick polls last: poll once
             # now, so the first tick runs what is ready, as asyncio's first
             # iteration does. It matters when that tick is the only one: stop()
@@ -311,6 +313,7 @@ cdef class LoopCore(Runtime):
                 if self.stopping:
                     break
         finally:
+            self.stop_watchdog()
             leave_runtime(previous)
 
     def _run_once(self):

@@ -72,6 +72,15 @@ cdef class Task:
     cdef PyObject *live_prev
     cdef PyObject *live_next
     cdef object __weakref__
+    # Observability (rio_core._observe). parent_id: the id of the task that
+    # spawned this one, 0 for none. An id, not a reference: no reference count
+    # and no weakref per spawn (a weakref.ref cost ~1.5% on spawn_join); the
+    # parent is found by a scan of the live tasks while it lives.
+    cdef readonly uint64_t parent_id
+    cdef int64_t spawned_ns         # the runtime clock when spawned (one read per spawn)
+    cdef readonly uint64_t polls    # steps taken
+    cdef readonly uint64_t wakes    # wakes applied on the runtime's thread (schedule())
+    cdef int64_t step_ns            # real time spent in steps (instrumented runtimes only)
 
     cdef Context get_cx(self)
     cdef int request_cancel(self, object msg) except -1
@@ -140,6 +149,12 @@ cdef class Ready:
     cdef readonly object value
 
 
+# Buckets of the instrumented step-duration histogram: bucket 0 counts steps
+# under 1 us, bucket k steps of [2**(k-1), 2**k) us; the last one takes the rest.
+cdef enum:
+    STEP_HISTOGRAM_BUCKETS = 32
+
+
 cdef class Runtime:
     cdef Ring ready                 # the ready queue: Tasks and Handles
     cdef TimeDriver time_driver
@@ -162,6 +177,28 @@ cdef class Runtime:
     # (callable(entry, callback, args, seconds)); 0 disables the timing entirely.
     cdef int64_t slow_ns
     cdef object slow_hook
+    # Invariant: observed == (slow_ns != 0 or timed_steps or watch_steps or a
+    # poll hook is set), kept by update_observed(): the one test run_batch makes
+    # before taking the observed path (run_batch_timed).
+    cdef bint observed
+    cdef bint timed_steps             # time every step: busy_ns, the histogram, Task.step_ns
+    cdef int64_t busy_ns
+    cdef uint64_t step_histogram[STEP_HISTOGRAM_BUCKETS]
+    # Tracing hooks: callables taking the Task, or None (one pointer test each).
+    cdef object on_spawn_hook
+    cdef object before_poll_hook
+    cdef object after_poll_hook
+    cdef object on_exit_hook
+    # The stuck-step watchdog (rio_core._observe.Watchdog). While watch_steps,
+    # each step publishes its sequence number, its start (rio_monotonic_ns) and
+    # its entry; step_started_ns is 0 between steps.
+    cdef bint watch_steps
+    cdef int64_t slow_poll_ns
+    cdef object on_slow_poll
+    cdef object watchdog            # the running Watchdog, or None
+    cdef uint64_t step_seq
+    cdef int64_t step_started_ns
+    cdef object step_entry
     # Test time: blocking-pool jobs in flight (the test clock never jumps
     # while one runs), and the waiters of wait_all_tasks_blocked as
     # (cushion_ns, Oneshot) pairs.
@@ -200,6 +237,15 @@ cdef class Runtime:
 
     @cython.final
     cdef int run_entry(self, object entry) except -1
+
+    @cython.final
+    cdef void count_step(self, object entry, bint is_task, int64_t elapsed) noexcept
+
+    @cython.final
+    cdef int call_hook(self, object hook, object task) except -1
+    cdef void update_observed(self) noexcept
+    cdef int start_watchdog(self) except -1
+    cdef int stop_watchdog(self) except -1
 
     @cython.final
     cdef int turn_reactor(self) except -1

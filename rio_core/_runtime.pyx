@@ -52,6 +52,13 @@ method). Cancellation is a flag: the CancelledError is thrown in at the
 task's current await point on its next step, so the leaf future it waits on
 sees ``throw()`` and can drop its timer or waiter registration.
 
+Observability (rio_core._observe reads it; docs/design.md has the costs):
+each task keeps its parent's id, its spawn time (one clock
+read per spawn) and poll/wake counts. Step timing, the poll hooks and the
+stuck-step watchdog are opt-in: any of them sets ``Runtime.observed``, the
+one flag ``run_batch`` tests before taking ``run_batch_timed``, which times,
+publishes (for the watchdog thread) and traces each entry.
+
 Rejected: a Python deque for the ready queue (a Python call per push/pop);
 storing the waker in the task per poll (an allocation per wake); a set of
 live tasks (hashing per spawn: an intrusive list is O(1) with no allocation).
@@ -65,7 +72,7 @@ from cpython.contextvars cimport PyContext_CopyCurrent, PyContext_Enter, PyConte
 from cpython.exc cimport PyErr_CheckSignals
 
 from rio_core._queue cimport ring_init, ring_push, ring_pop, ring_clear
-from rio_core._handle cimport Handle
+from rio_core._handle cimport Handle, make_handle
 from rio_core._time cimport (
     TimeDriver, MockClock, deadline_ns_of, has_timers, checked_seconds, DEADLINE_NEVER_NS,
 )
@@ -437,6 +444,62 @@ cdef class Task:
         self.done_callbacks = [cb for cb in self.done_callbacks if cb != fn]
         return before - len(self.done_callbacks)
 
+    # ---- observability (rio_core._observe has the functions built on these)
+
+    @property
+    def parent(self):
+        """The task that spawned this one while that task is alive; None once
+        it is done, or when spawned outside a task (``parent_id`` stays). A
+        scan of the runtime's live tasks: O(number of live tasks)."""
+        cdef Runtime rt = self.rt if self.rt is not None else current_runtime_or_none()
+        cdef PyObject *p
+        if self.parent_id == 0 or rt is None:
+            return None
+        p = rt.live_head
+        while p != NULL:
+            if (<Task>p).id == self.parent_id:
+                return <Task>p
+            p = (<Task>p).live_next
+        return None
+
+    def children(self):
+        """The live tasks this one spawned, oldest first (a scan of the
+        runtime's live tasks: O(number of live tasks), for debugging)."""
+        cdef Runtime rt = self.rt if self.rt is not None else current_runtime_or_none()
+        cdef list found = []
+        cdef PyObject *p
+        if rt is None:
+            return found
+        p = rt.live_head
+        while p != NULL:
+            if (<Task>p).parent_id == self.id:
+                found.append(<Task>p)
+            p = (<Task>p).live_next
+        found.reverse()             # the live list is newest first
+        return found
+
+    @property
+    def spawned_at(self):
+        """When the task was spawned, in seconds of its runtime's clock."""
+        return self.spawned_ns / 1e9
+
+    @property
+    def age(self):
+        """Seconds since the task was spawned (its runtime's clock)."""
+        cdef int64_t now = self.rt.now_ns() if self.rt is not None else current_clock_ns()
+        return (now - self.spawned_ns) / 1e9
+
+    @property
+    def step_time(self):
+        """Seconds spent in this task's steps, counted while its runtime is
+        instrumented (Runtime(instrument=True)); 0.0 otherwise."""
+        return self.step_ns / 1e9
+
+    @property
+    def _fut_waiter(self):
+        """The asyncio future the task is parked on, or None."""
+        return self.fut_waiter
+
     @property
     def _state(self):
         """The scheduler's state of the task: IDLE, SCHEDULED, RUNNING, NOTIFIED or DONE."""
@@ -558,8 +621,110 @@ cdef class Runtime:
         self.inject = []
         self.live_head = NULL
 
-    def __init__(self, *, clock=None, autojump_clock=False):
+    def __init__(self, *, clock=None, autojump_clock=False, instrument=False,
+                 slow_poll=None, on_slow_poll=None):
         self._use_clock(clock, autojump_clock)
+        self._configure_observe(instrument, slow_poll, on_slow_poll)
+
+    def _configure_observe(self, instrument=False, slow_poll=None, on_slow_poll=None):
+        """The opt-in observability switches the constructors take."""
+        self.instrument(instrument)
+        self.set_slow_poll(slow_poll, on_slow_poll)
+
+    # ---- observability: opt-in switches (each makes run_batch take the
+    # observed path; off, the step path pays one flag test)
+
+    cdef void update_observed(self) noexcept:
+        self.observed = (self.slow_ns != 0 or self.timed_steps or self.watch_steps
+                         or self.before_poll_hook is not None
+                         or self.after_poll_hook is not None)
+
+    def instrument(self, enabled=True):
+        """Time every step (two clock reads per step): Task.step_time, and
+        stats()'s busy_time and step_histogram. Turning it on again resets
+        nothing; the counters keep what they had."""
+        self.timed_steps = bool(enabled)
+        self.update_observed()
+
+    @property
+    def instrumented(self):
+        """Whether steps are timed (instrument())."""
+        return self.timed_steps
+
+    def set_hooks(self, *, on_spawn=None, before_poll=None, after_poll=None, on_exit=None):
+        """Tracing hooks, each a callable taking the rio Task (None: not
+        traced): on_spawn after a task is spawned, before_poll/after_poll
+        around each of its steps, on_exit once it is done. Replaces every hook.
+        An exception from a hook goes to the exception handler."""
+        for hook in (on_spawn, before_poll, after_poll, on_exit):
+            if hook is not None and not callable(hook):
+                raise TypeError(f"a hook must be callable or None, got {type(hook).__name__}")
+        self.on_spawn_hook = on_spawn
+        self.before_poll_hook = before_poll
+        self.after_poll_hook = after_poll
+        self.on_exit_hook = on_exit
+        self.update_observed()
+
+    def set_slow_poll(self, seconds, callback=None):
+        """The stuck-step watchdog: while the runtime runs, a thread reports
+        every step still running after ``seconds`` (once per step) to
+        ``callback(report)`` (a rio_core._observe.SlowPoll), by default a
+        warning on the ``rio_rt`` logger. None turns it off."""
+        cdef double value
+        if self.running or self.watchdog is not None:
+            raise RuntimeError("slow_poll is set before the runtime runs, not while it runs")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"on_slow_poll must be callable, got {type(callback).__name__}")
+        if seconds is None:
+            self.slow_poll_ns = 0
+        else:
+            value = checked_seconds(seconds, "slow_poll")
+            if not 0 < value < 9e9:
+                raise ValueError(f"slow_poll must be a positive number of seconds, got {seconds!r}")
+            self.slow_poll_ns = max(1000, <int64_t>(value * 1e9))
+        self.on_slow_poll = callback
+        self.watch_steps = self.slow_poll_ns != 0
+        self.update_observed()
+
+    @property
+    def slow_poll(self):
+        """The watchdog's threshold in seconds, or None."""
+        return self.slow_poll_ns / 1e9 if self.slow_poll_ns else None
+
+    cdef int start_watchdog(self) except -1:
+        if not self.watch_steps or self.watchdog is not None:
+            return 0
+        from rio_core._observe import Watchdog
+        self.watchdog = Watchdog(self, self.slow_poll_ns, self.on_slow_poll)
+        self.watchdog.start()
+        return 0
+
+    cdef int stop_watchdog(self) except -1:
+        cdef object watchdog = self.watchdog
+        if watchdog is not None:
+            self.watchdog = None
+            watchdog.stop()
+        return 0
+
+    def _step_probe(self):
+        """For the watchdog thread: (step number, its start in ns of the real
+        monotonic clock, the entry) of the step running now, or None."""
+        if self.step_started_ns == 0:
+            return None
+        return (self.step_seq, self.step_started_ns, self.step_entry)
+
+    def all_tasks(self):
+        """The live rio tasks of this runtime, oldest first (asyncio tasks on
+        rio's loop: asyncio.all_tasks(loop))."""
+        cdef list tasks = self.live_tasks()
+        tasks.reverse()
+        return tasks
+
+    def _call_soon_injected(self, callback):
+        """Run ``callback()`` between steps of the next tick; safe from a
+        signal handler or another thread (the path of a cross-thread wake)."""
+        self.inject.append(make_handle(callback, (), None, False))
+        self.reactor.notify()
 
     def _use_clock(self, clock, autojump_clock=False):
         """Run on ``clock`` (a MockClock; None: the real clock)."""
@@ -623,6 +788,8 @@ cdef class Runtime:
             "reactor_waits": self.reactor.waits,
             "fds": len(self.reactor),
             "injected": len(self.inject),
+            "busy_time": self.busy_ns / 1e9,
+            "step_histogram": [self.step_histogram[i] for i in range(STEP_HISTOGRAM_BUCKETS)],
         }
 
     # ---- spawning and waking (runtime thread)
@@ -642,6 +809,10 @@ cdef class Runtime:
         task.context = PyContext_CopyCurrent()
         task.id = next_task_id
         next_task_id += 1
+        task.spawned_ns = self.time_driver.now_ns()
+        cdef void *parent = rio_get_current_task()
+        if parent != NULL:
+            task.parent_id = (<Task>parent).id
         if name is not None:
             task.name_ = str(name)
         # link into the live list (the list owns one reference)
@@ -653,10 +824,13 @@ cdef class Runtime:
         self.tasks_alive += 1
         if transition_to_scheduled(task) == SUBMIT:
             ring_push(&self.ready, task)
+        if self.on_spawn_hook is not None:
+            self.call_hook(self.on_spawn_hook, task)
         return task
 
     cdef int schedule(self, Task task) except -1:
         """The wake, on the runtime's own thread."""
+        task.wakes += 1
         if transition_to_notified(task) == SUBMIT:
             ring_push(&self.ready, task)
         return 0
@@ -678,6 +852,7 @@ cdef class Runtime:
         transition_to_running(task)
         task.fut_waiter = None
         self.polls += 1
+        task.polls += 1
         rio_set_current_task(<void *>task)
         PyContext_Enter(task.context)
         if task.must_cancel or task.throw_exc is not None:
@@ -785,6 +960,8 @@ cdef class Runtime:
                         self.pending_base_exc = exc
                     else:
                         self.report_handle_error(callback, exc)
+        if self.on_exit_hook is not None:
+            self.call_hook(self.on_exit_hook, task)
         Py_DECREF(task)            # the live list's reference
         return 0
 
@@ -819,7 +996,7 @@ cdef class Runtime:
         0 when a KeyboardInterrupt or SystemExit stopped the batch."""
         cdef Py_ssize_t _batch_index
         cdef object entry
-        if self.slow_ns:
+        if self.observed:
             return self.run_batch_timed(n)
         for _batch_index in range(n):
             entry = <object>ring_pop(&self.ready)
@@ -843,26 +1020,72 @@ cdef class Runtime:
         return 0
 
     cdef int run_batch_timed(self, Py_ssize_t n) except -1:
-        """Step 3 in debug mode: time every entry, report the slow ones."""
+        """Step 3, observed (some opt-in switch is on: debug mode's slow
+        callbacks, instrument(), the watchdog, poll hooks): the same batch,
+        with each entry timed, published and traced as asked."""
         cdef Py_ssize_t _batch_index
         cdef object entry, callback, args
-        cdef int64_t started, elapsed
+        cdef bint is_task
+        cdef bint timed = self.slow_ns != 0 or self.timed_steps or self.watch_steps
+        cdef int64_t started = 0
+        cdef int64_t elapsed = 0
         for _batch_index in range(n):
             entry = <object>ring_pop(&self.ready)
             Py_DECREF(entry)
-            if type(entry) is Task:
+            is_task = type(entry) is Task
+            if is_task or not self.slow_ns:
                 callback = args = None
             else:       # kept: a one-shot handle drops them when it has run
                 callback = (<Handle>entry).callback
                 args = (<Handle>entry).args
-            started = rio_monotonic_ns()
-            self.run_entry(entry)
-            elapsed = rio_monotonic_ns() - started
-            if elapsed >= self.slow_ns and self.slow_hook is not None:
+            if is_task and self.before_poll_hook is not None:
+                self.call_hook(self.before_poll_hook, entry)
+            if timed:
+                started = rio_monotonic_ns()
+                if self.watch_steps:
+                    self.step_entry = entry
+                    self.step_seq += 1
+                    self.step_started_ns = started
+            try:
+                self.run_entry(entry)
+            finally:
+                if timed:
+                    elapsed = rio_monotonic_ns() - started
+                    self.step_started_ns = 0    # (also when slow_poll went off meanwhile)
+                    self.step_entry = None
+            if timed and self.timed_steps:
+                self.count_step(entry, is_task, elapsed)
+            if self.slow_ns and elapsed >= self.slow_ns and self.slow_hook is not None:
                 self.slow_hook(entry, callback, args, elapsed / 1e9)
+            if is_task and self.after_poll_hook is not None:
+                self.call_hook(self.after_poll_hook, entry)
             if self.pending_base_exc is not None:
                 return 0
         return 1
+
+    cdef void count_step(self, object entry, bint is_task, int64_t elapsed) noexcept:
+        """Instrumented: add one step of ``elapsed`` ns to the counters."""
+        cdef int64_t us = elapsed // 1000
+        cdef int bucket = 0
+        while us > 0 and bucket < STEP_HISTOGRAM_BUCKETS - 1:
+            us >>= 1
+            bucket += 1
+        self.step_histogram[bucket] += 1
+        self.busy_ns += elapsed
+        if is_task:
+            (<Task>entry).step_ns += elapsed
+
+    cdef int call_hook(self, object hook, object task) except -1:
+        """A tracing hook; its exception goes to the exception handler
+        (KeyboardInterrupt/SystemExit stop the runtime as a task's would)."""
+        try:
+            hook(task)
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                self.pending_base_exc = exc
+            else:
+                self.report_handle_error(hook, exc)
+        return 0
 
     cdef int turn_reactor(self) except -1:
         """Step 4: block when idle, poll now and then when busy."""
@@ -1040,6 +1263,7 @@ cdef class Runtime:
         rio_set_current_runtime(<void *>self)
         interrupt = SigintGuard(self.reactor.wake_write_fd)
         try:
+            self.start_watchdog()
             main = self.spawn_task(coro, "main")
             interrupt.install(main)
             try:
@@ -1058,6 +1282,7 @@ cdef class Runtime:
                     raise KeyboardInterrupt()
             return main.result()
         finally:
+            self.stop_watchdog()
             rio_set_current_runtime(NULL)
             self.running = False
 
@@ -1160,3 +1385,8 @@ def debug_counters():
 
 def debug_build():
     return bool(RIO_DEBUG_ENABLED)
+
+
+def _real_monotonic_ns():
+    """The real monotonic clock the engine times steps with (ns)."""
+    return rio_monotonic_ns()

@@ -16,7 +16,7 @@ import socket
 import sys
 import threading
 import warnings
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any, TypeVar
 
 import rio_core
@@ -84,11 +84,19 @@ class _WatchedFds(Mapping[Any, selectors.SelectorKey]):
 class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
     """An asyncio event loop whose ready queue, timers and reactor are rio's engine."""
 
-    def __init__(self, *, clock: rio_core.MockClock | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: rio_core.MockClock | None = None,
+        instrument: bool = False,
+        slow_poll: float | None = None,
+        on_slow_poll: Callable[[rio_core.SlowPoll], object] | None = None,
+    ) -> None:
         asyncio.SelectorEventLoop.__init__(self, _ReactorSelector(self))
         self.exception_handler = self._rio_callback_failed
         if clock is not None:
             self._use_clock(clock)
+        self._configure_observe(instrument, slow_poll, on_slow_poll)
 
     def run_in_executor(  # type: ignore[override]  # same signature, spelled loosely
         self, executor: Any, func: Any, *args: Any
@@ -282,10 +290,17 @@ def block_on(awaitable: Any) -> Any:
         loop.close()
 
 
-def new_event_loop(*, clock: rio_core.MockClock | None = None) -> Loop:
+def new_event_loop(
+    *,
+    clock: rio_core.MockClock | None = None,
+    instrument: bool = False,
+    slow_poll: float | None = None,
+    on_slow_poll: Callable[[rio_core.SlowPoll], object] | None = None,
+) -> Loop:
     """A new rio event loop (not set as the current loop); ``clock``: a test
-    clock (``rio_rt.testing.MockClock``)."""
-    return Loop(clock=clock)
+    clock (``rio_rt.testing.MockClock``); ``instrument``, ``slow_poll`` and
+    ``on_slow_poll``: as for ``rio_rt.Runtime``."""
+    return Loop(clock=clock, instrument=instrument, slow_poll=slow_poll, on_slow_poll=on_slow_poll)
 
 
 def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
