@@ -1498,7 +1498,16 @@ def test_a_dropped_unclosed_loop_is_collected_warns_and_frees_its_fds(loop_kind,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report == {"collected": True, "warned": True, "fds_leaked": 0}
+    if loop_kind == "asyncio":
+        # CPython's own loop is not a reliable oracle for the fds: when the
+        # collector finalizes its self-pipe socket before the loop, the loop's
+        # __del__ -> close() fails ("Invalid file descriptor: -1") and its
+        # selector's fd leaks; which comes first depends on the collector's
+        # order (it changes with what else the process has imported).
+        report.pop("fds_leaked")
+        assert report == {"collected": True, "warned": True}
+    else:
+        assert report == {"collected": True, "warned": True, "fds_leaked": 0}
 
 
 def test_awaiting_a_future_of_another_loop_fails_the_task(arun, loop_factory):
