@@ -563,48 +563,13 @@ def test_timeout_is_a_cancel_scope_with_asyncio_timeouts_api(run: Callable[..., 
     assert run(main) == (True, False, True)
 
 
-@NEEDS_311
-@pytest.mark.parametrize("loop", ["asyncio-stdlib", "asyncio-rio"])
-@pytest.mark.parametrize(
-    ("outer_delay", "inner_delay"), [(0.005, 60), (60, 0.005), (0.005, 0.005), (60, 60)]
-)
-def test_nested_timeouts_behave_as_asyncio_timeout(
-    loop: str, outer_delay: float, inner_delay: float
-) -> None:
-    """One body, run with asyncio.timeout and with rio.timeout: same outcome."""
-
-    def scenario(timeout: Callable[[float], Any]) -> Callable[[], Coroutine[Any, Any, Any]]:
-        async def main() -> list[str]:
-            log = []
-            try:
-                async with timeout(outer_delay):
-                    try:
-                        async with timeout(inner_delay):
-                            await asyncio.sleep(0.05 if outer_delay == inner_delay == 60 else 30)
-                            log.append("body finished")
-                    except TimeoutError:
-                        log.append("inner timed out")
-                    log.append("between")
-            except TimeoutError:
-                log.append("outer timed out")
-            log.append(f"cancelling={asyncio.current_task().cancelling()}")  # type: ignore[union-attr]
-            return log
-
-        return main
-
-    expected = DOORS[loop](scenario(asyncio.timeout))
-    assert DOORS[loop](scenario(rio.timeout)) == expected
-    # the two kinds nest in each other with the same result
-    assert DOORS[loop](mixed_scenario(outer_delay, inner_delay, rio.timeout)) == DOORS[loop](
-        mixed_scenario(outer_delay, inner_delay, asyncio.timeout)
-    )
-
-
-def mixed_scenario(
-    outer_delay: float, inner_delay: float, outer: Callable[[float], Any]
-) -> Callable[[], Coroutine[Any, Any, Any]]:
-    """outer: rio.timeout or asyncio.timeout; inner: the other kind."""
-    inner = asyncio.timeout if outer is rio.timeout else rio.timeout
+def nested_timeouts(
+    outer: Callable[[float], Any],
+    inner: Callable[[float], Any],
+    outer_delay: float,
+    inner_delay: float,
+) -> Callable[[], Coroutine[Any, Any, list[str]]]:
+    """Two nested timeouts (each rio.timeout or asyncio.timeout) around a sleep."""
 
     async def main() -> list[str]:
         log = []
@@ -623,6 +588,26 @@ def mixed_scenario(
         return log
 
     return main
+
+
+@NEEDS_311
+@pytest.mark.parametrize("loop", ["asyncio-stdlib", "asyncio-rio"])
+@pytest.mark.parametrize(
+    ("outer_delay", "inner_delay"), [(0.005, 60), (60, 0.005), (0.005, 0.005), (60, 60)]
+)
+def test_nested_timeouts_behave_as_asyncio_timeout(
+    loop: str, outer_delay: float, inner_delay: float
+) -> None:
+    """One body, run with asyncio.timeout (the oracle) and with rio.timeout, and
+    with each kind nested in the other: the same outcome."""
+    run = DOORS[loop]
+    expected = run(nested_timeouts(asyncio.timeout, asyncio.timeout, outer_delay, inner_delay))
+    for outer, inner in [
+        (rio.timeout, rio.timeout),
+        (rio.timeout, asyncio.timeout),
+        (asyncio.timeout, rio.timeout),
+    ]:
+        assert run(nested_timeouts(outer, inner, outer_delay, inner_delay)) == expected
 
 
 @NEEDS_311
