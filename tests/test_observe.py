@@ -405,6 +405,7 @@ def test_dump_on_signal(tmp_path: Path) -> None:
         [sys.executable, "-m", "rio_rt", "--dump-on", "SIGUSR1", str(script)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        cwd=tmp_path,  # outside the source tree: import the installed package
     ) as proc:
         try:
             assert proc.stdout is not None and proc.stderr is not None
@@ -420,11 +421,12 @@ def test_dump_on_signal(tmp_path: Path) -> None:
     assert "rio Sleep until" in dump
 
 
-def test_dump_on_rejects_a_bad_signal() -> None:
+def test_dump_on_rejects_a_bad_signal(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "rio_rt", "--dump-on", "SIGNOPE", "x.py"],
         capture_output=True,
         text=True,
         timeout=30,
+        cwd=tmp_path,  # outside the source tree: import the installed package
     )
     assert done.returncode == 2 and "unknown signal 'SIGNOPE'" in done.stderr
