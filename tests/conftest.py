@@ -1,7 +1,9 @@
 """Shared fixtures for the rio-rt suite.
 
 Test modules are imported with ``--import-mode=importlib``, so they cannot
-``import conftest``: helpers are handed out as fixtures instead.
+``import conftest``: helpers are handed out as fixtures instead, or live in a
+plain module of this folder, which is put on ``sys.path`` here
+(``thread_helpers``: bounded waits and joins for tests that use threads).
 
 - ``run``: the ``run(coro_fn, autojump=True)`` helper. It calls ``coro_fn()``
   and drives the coroutine on a fresh ``rio.Runtime(autojump_clock=autojump)``,
@@ -25,10 +27,13 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
 import rio_core
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # thread_helpers
 
 import rio_rt as rio
 from rio_rt.testing import LOOP_FACTORIES, run_on_loop

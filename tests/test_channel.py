@@ -24,11 +24,11 @@ import threading
 import time
 
 import pytest
+from thread_helpers import REAL_GUARD, join, start_thread
 
 import rio_rt as rio
 
 GUARD = 60.0  # autojump seconds; reaching it means a wake-up was lost
-REAL_GUARD = 10.0  # real seconds, for the tests that wake across threads
 
 
 async def settle(rounds: int = 5) -> None:
@@ -66,25 +66,6 @@ async def drain(rx) -> list:
             items.append(rx.try_recv())
         except (rio.WouldBlock, rio.ChannelClosed):
             return items
-
-
-def wait_until(predicate, seconds: float = REAL_GUARD) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.001)
-
-
-def start_thread(target) -> threading.Thread:
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread
-
-
-def join(thread: threading.Thread) -> None:
-    thread.join(REAL_GUARD)
-    assert not thread.is_alive(), "thread did not finish"
 
 
 # =========================================================================== capacities

@@ -27,12 +27,12 @@ import warnings
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from thread_helpers import REAL_GUARD, join, start_thread, wait_until
 
 import rio_rt as rio
 from rio_rt.testing import runtime_stats
 
 GUARD = 60.0  # autojump seconds; reaching it means a wake-up was lost
-REAL_GUARD = 10.0  # real seconds, for the tests that cancel from other threads
 
 
 async def settle(rounds: int = 5) -> None:
@@ -57,26 +57,6 @@ async def blocks(awaitable, seconds: float = 1.0) -> bool:
     except TimeoutError:
         return True
     return False
-
-
-def wait_until(predicate, seconds: float = REAL_GUARD) -> None:
-    """In a plain thread: poll ``predicate`` until it is true (bounded)."""
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.001)
-
-
-def start_thread(target) -> threading.Thread:
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread
-
-
-def join(thread: threading.Thread) -> None:
-    thread.join(REAL_GUARD)
-    assert not thread.is_alive(), "thread did not finish"
 
 
 # =========================================================================== cancel and cancelled()
