@@ -254,6 +254,9 @@ cdef class Runtime:
     cdef int park_idle(self) except -1
 
     @cython.final
+    cdef int64_t smallest_cushion(self) except? -2
+
+    @cython.final
     cdef int wake_idle_waiters(self, int64_t elapsed) except -1
 
     @cython.final

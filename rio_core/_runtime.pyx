@@ -452,31 +452,23 @@ cdef class Task:
         it is done, or when spawned outside a task (``parent_id`` stays). A
         scan of the runtime's live tasks: O(number of live tasks)."""
         cdef Runtime rt = self.rt if self.rt is not None else current_runtime_or_none()
-        cdef PyObject *p
+        cdef Task task
         if self.parent_id == 0 or rt is None:
             return None
-        p = rt.live_head
-        while p != NULL:
-            if (<Task>p).id == self.parent_id:
-                return <Task>p
-            p = (<Task>p).live_next
+        for task in rt.live_tasks():
+            if task.id == self.parent_id:
+                return task
         return None
 
     def children(self):
         """The live tasks this one spawned, oldest first (a scan of the
         runtime's live tasks: O(number of live tasks), for debugging)."""
         cdef Runtime rt = self.rt if self.rt is not None else current_runtime_or_none()
-        cdef list found = []
-        cdef PyObject *p
+        cdef Task task
         if rt is None:
-            return found
-        p = rt.live_head
-        while p != NULL:
-            if (<Task>p).parent_id == self.id:
-                found.append(<Task>p)
-            p = (<Task>p).live_next
-        found.reverse()             # the live list is newest first
-        return found
+            return []
+        # the live list is newest first
+        return [task for task in reversed(rt.live_tasks()) if task.parent_id == self.id]
 
     @property
     def spawned_at(self):
@@ -953,13 +945,7 @@ cdef class Runtime:
             callbacks = task.done_callbacks
             task.done_callbacks = None
             for callback in callbacks:
-                try:
-                    callback(task)
-                except BaseException as exc:
-                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                        self.pending_base_exc = exc
-                    else:
-                        self.report_handle_error(callback, exc)
+                self.call_hook(callback, task)
         if self.on_exit_hook is not None:
             self.call_hook(self.on_exit_hook, task)
         Py_DECREF(task)            # the live list's reference
@@ -1076,8 +1062,9 @@ cdef class Runtime:
             (<Task>entry).step_ns += elapsed
 
     cdef int call_hook(self, object hook, object task) except -1:
-        """A tracing hook; its exception goes to the exception handler
-        (KeyboardInterrupt/SystemExit stop the runtime as a task's would)."""
+        """``hook(task)``: a done callback or a tracing hook. Its exception goes
+        to the exception handler (KeyboardInterrupt/SystemExit stop the
+        runtime as a task's would)."""
         try:
             hook(task)
         except BaseException as exc:
@@ -1128,14 +1115,8 @@ cdef class Runtime:
         cdef int64_t start = rio_monotonic_ns()
         cdef int64_t target, cushion, elapsed, remaining
         cdef int timeout_ms, timer_ms
-        cdef Py_ssize_t i
         while True:
-            target = -1
-            if self.idle_waiters:
-                for i in range(len(self.idle_waiters)):
-                    cushion = self.idle_waiters[i][0]
-                    if target < 0 or cushion < target:
-                        target = cushion
+            target = self.smallest_cushion()
             # (blocking_jobs is read before inject: see _blocking_job_done)
             if (clock is not None and clock.threshold_s < 9e9 and self.blocking_jobs == 0
                     and 0 <= self.time_driver.next_deadline() < <int64_t>DEADLINE_NEVER_NS):
@@ -1166,15 +1147,23 @@ cdef class Runtime:
             if self.blocking_jobs == 0 and self.time_driver.jump_to_next_deadline():
                 return 0
 
+    cdef int64_t smallest_cushion(self) except? -2:
+        """The smallest cushion (ns) of the idle waiters; -1 when none waits."""
+        cdef int64_t smallest = -1
+        cdef int64_t cushion
+        if self.idle_waiters:
+            for entry in self.idle_waiters:
+                cushion = entry[0]
+                if smallest < 0 or cushion < smallest:
+                    smallest = cushion
+        return smallest
+
     cdef int wake_idle_waiters(self, int64_t elapsed) except -1:
         """Wake the idle waiters with the smallest cushion, if it has passed."""
-        cdef int64_t smallest = -1
+        cdef int64_t smallest = self.smallest_cushion()
         cdef list keep = []
         cdef list due = []
-        for cushion, _waiter in self.idle_waiters:
-            if smallest < 0 or cushion < smallest:
-                smallest = cushion
-        if smallest > elapsed:
+        if smallest < 0 or smallest > elapsed:
             return 0
         for entry in self.idle_waiters:
             (due if entry[0] == smallest else keep).append(entry)

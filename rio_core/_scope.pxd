@@ -50,5 +50,6 @@ cdef class Timeout(CancelScope):
     pass
 
 
+cdef object current_any_task()
 cdef CancelScope innermost_scope(object task)
 cdef int release_held(object task) except -1

@@ -36,7 +36,6 @@ cimport cython
 
 from asyncio import CancelledError, InvalidStateError
 from asyncio.events import _get_running_loop
-from asyncio import current_task as _asyncio_current_task
 from _thread import allocate_lock as _allocate_lock
 
 from rio_core._runtime cimport (
@@ -44,6 +43,7 @@ from rio_core._runtime cimport (
     current_task_or_none, current_runtime_or_none,
 )
 from rio_core._future cimport Future
+from rio_core._scope cimport current_any_task
 
 cdef extern from "rio.h":
     bint RIO_DEBUG_ENABLED
@@ -70,13 +70,7 @@ class ChannelClosed(Exception):
 
 cdef object current_holder():
     """Who is asking: the rio task, or the asyncio task; RuntimeError outside both."""
-    cdef Task task = current_task_or_none()
-    if task is not None:
-        return task
-    try:
-        holder = _asyncio_current_task()    # RuntimeError without a running loop
-    except RuntimeError:
-        holder = None
+    holder = current_any_task()
     if holder is not None:
         return holder
     raise RuntimeError("this operation needs a task: call it inside rio_rt.block_on() "

@@ -62,13 +62,12 @@ Design note
 cimport cython
 from cpython.object cimport PyObject
 
-from rio_core._runtime cimport Task, current_task_or_none
-from rio_core._scope cimport CancelScope
+from rio_core._runtime cimport Task
+from rio_core._scope cimport CancelScope, current_any_task
 from rio_core._sync cimport (
     Primitive, WaitQueue, Waiter, make_waiter, OP_WAIT, WAITER_GRANTED, WAKE_FUTURE,
 )
 
-from asyncio import current_task as _asyncio_current_task
 from collections.abc import Coroutine as _AbcCoroutine
 
 cdef extern from "Python.h":
@@ -281,23 +280,19 @@ cdef CancelRequest arm(CancellationToken token, CancelScope scope):
     is cancelled; None when the token is cancelled already."""
     cdef CancelRequest request = CancelRequest.__new__(CancelRequest)
     request.scope = scope
-    cdef Task rio_task = current_task_or_none()
-    cdef Waiter waiter = make_waiter(token, OP_WAIT)
+    cdef object task = current_any_task()
+    cdef Waiter waiter
+    if task is None:
+        raise RuntimeError("run_until_cancelled() is awaited in a rio task or an asyncio task")
+    waiter = make_waiter(token, OP_WAIT)
     request.waiter = waiter
     request.armed = True
-    if rio_task is not None:
-        request.task = rio_task
+    request.task = task
+    if type(task) is Task:
         # the watcher's first poll parks the waiter, or finds the token cancelled
-        request.watcher = rio_task.rt.spawn_task(_watch(waiter, request),
-                                                 "CancellationToken watcher")
+        request.watcher = (<Task>task).rt.spawn_task(_watch(waiter, request),
+                                                     "CancellationToken watcher")
     else:
-        try:
-            task = _asyncio_current_task()
-        except RuntimeError:
-            task = None
-        if task is None:
-            raise RuntimeError("run_until_cancelled() is awaited in a rio task or an asyncio task")
-        request.task = task
         future = task.get_loop().create_future()
         future.add_done_callback(request)
         request.watcher = future
