@@ -169,7 +169,7 @@ cdef class Group(Primitive):
         """``task``, just spawned on ``rt``, becomes a child of this group."""
         self.rt = rt
         # a fresh task has no callback yet: the list is ours to make
-        task.done_callbacks = [self.on_done]
+        task.done_hooks = [self.on_done]
         self.children[task] = status
         self.running += 1
         return task
@@ -406,9 +406,9 @@ cdef class JoinSet(Group):
         """Forget every task: the running ones keep running, unjoined."""
         cdef Task task
         for task in self.children:
-            if task.state != TASK_DONE and task.done_callbacks is not None:
+            if task.state != TASK_DONE and task.done_hooks is not None:
                 try:
-                    task.done_callbacks.remove(self.on_done)
+                    task.done_hooks.remove(self.on_done)
                 except ValueError:
                     pass
         self.forget_all()

@@ -14,6 +14,9 @@ cdef class LoopCore(Runtime):
     # asyncio's loop._stopping: stop() was called; run_forever returns after
     # the current tick (which then does not block).
     cdef bint stopping
+    # create_task without a task factory makes rio Tasks (the engine steps
+    # them); False: CPython's asyncio.Task (tasks="asyncio").
+    cdef bint rio_tasks
 
     cdef int check_closed(self) except -1
     cdef int check_call(self, object callback, str method) except -1
@@ -25,5 +28,6 @@ cdef class LoopCore(Runtime):
                               tuple args)
     cdef bint clear_io_handle(self, object fileobj, uint32_t direction) except -1
     cdef int update_slow_threshold(self) except -1
+    cdef object new_rio_task(self, object coro, object name, object context, dict kwargs)
     cdef TimerHandle schedule_at(self, double when, object callback, tuple args,
                                  object context, str method)

@@ -8,7 +8,7 @@ The underscored members are the asyncio internals it replaces.
 import asyncio
 import contextvars
 from collections.abc import Callable, Coroutine, Generator
-from typing import Any, TypeVar, TypeVarTuple, Unpack
+from typing import Any, Final, Literal, TypeVar, TypeVarTuple, Unpack
 
 from rio_core._handle import Handle
 from rio_core._runtime import Runtime
@@ -20,6 +20,11 @@ _Ts = TypeVarTuple("_Ts")
 
 @disjoint_base
 class LoopCore(Runtime):
+    # The tasks create_task makes without a task factory: "rio" (rio's Task)
+    # or "asyncio" (CPython's asyncio.Task).
+    @property
+    def task_kind(self) -> Literal["rio", "asyncio"]: ...
+    def _use_tasks(self, kind: Literal["rio", "asyncio"] | None) -> None: ...
     # asyncio's BaseEventLoop flags, as properties over C fields
     @property
     def _closed(self) -> bool: ...
@@ -90,3 +95,7 @@ class LoopCore(Runtime):
     def _rio_interest(self, fd: int) -> tuple[int, Handle | None, Handle | None] | None: ...
     def _rio_watched_fds(self) -> list[int]: ...
     def _rio_clear(self) -> None: ...
+
+TASK_KINDS: Final[tuple[str, str]]
+
+def default_task_kind() -> Literal["rio", "asyncio"]: ...

@@ -28,16 +28,56 @@ from cpython.contextvars cimport PyContext_CopyCurrent
 from rio_core._queue cimport ring_push
 from rio_core._handle cimport Handle, make_handle
 from rio_core._time cimport TimerHandle, checked_deadline_ns
-from rio_core._runtime cimport Runtime, Task, enter_runtime, leave_runtime
+from rio_core._runtime cimport Runtime, Task, Waker, enter_runtime, leave_runtime
 from rio_core._reactor cimport RIO_IN, RIO_OUT
 
 from asyncio import coroutines as _coroutines
 from asyncio.format_helpers import extract_stack as _extract_stack
 from sys import _getframe
 from asyncio import Future as _Future, Task as _Task
+from asyncio import tasks as _asyncio_tasks
+import os as _os
+import sys as _sys
+
+# asyncio's bookkeeping that rio Tasks join: asyncio.current_task() reads the
+# dict, asyncio.all_tasks() the WeakSet (its name changed in 3.12).
+cdef dict _current_tasks = _asyncio_tasks._current_tasks
+cdef object _task_registry = getattr(_asyncio_tasks, "_scheduled_tasks", None)
+if _task_registry is None:
+    _task_registry = _asyncio_tasks._all_tasks
+cdef object _eager_task_factory = getattr(_asyncio_tasks, "eager_task_factory", None)
+cdef bint _has_eager_start = _sys.version_info >= (3, 12)
+
+TASK_KINDS = ("rio", "asyncio")
+
+
+def default_task_kind():
+    """"asyncio" when RIO_ASYNCIO_TASKS=1 is set, else "rio"."""
+    return "asyncio" if _os.environ.get("RIO_ASYNCIO_TASKS", "") == "1" else "rio"
 
 
 cdef class LoopCore(Runtime):
+
+    def __cinit__(self, *args, **kwargs):
+        self.aio_tasks = True
+        self.aio_current = _current_tasks
+        self.aio_registry = _task_registry
+        self.rio_tasks = default_task_kind() == "rio"
+
+    def _use_tasks(self, kind):
+        """Which task create_task makes: "rio" (rio's Task, stepped by the
+        engine) or "asyncio" (CPython's asyncio.Task); None: the default
+        (RIO_ASYNCIO_TASKS=1 makes it "asyncio")."""
+        if kind is None:
+            kind = default_task_kind()
+        if kind not in TASK_KINDS:
+            raise ValueError(f'tasks must be "rio" or "asyncio", got {kind!r}')
+        self.rio_tasks = kind == "rio"
+
+    @property
+    def task_kind(self):
+        """"rio" or "asyncio": the tasks create_task makes without a task factory."""
+        return "rio" if self.rio_tasks else "asyncio"
 
     # ---- flags asyncio's BaseEventLoop reads and writes
 
@@ -87,6 +127,8 @@ cdef class LoopCore(Runtime):
             owner = getattr(callback, "__self__", None)
             if isinstance(owner, _Task):         # an asyncio task's step or wakeup
                 described = repr(owner)
+            elif type(owner) is Waker:           # a rio task stepped by its wake-up
+                described = repr((<Waker>owner).task)
             else:   # the handle's own repr, with the callback it has dropped
                 described = (<Handle>entry).describe(callback, args)
         base_events.logger.warning("Executing %s took %.3f seconds", described, seconds)
@@ -168,6 +210,11 @@ cdef class LoopCore(Runtime):
         cdef object factory
         self.check_closed()
         factory = self._task_factory
+        if factory is None and self.rio_tasks:
+            return self.new_rio_task(coro, name, context, kwargs)
+        if factory is _eager_task_factory and factory is not None and self.rio_tasks:
+            kwargs["eager_start"] = True
+            return self.new_rio_task(coro, name, context, kwargs)
         if factory is None:
             if kwargs:
                 task = _Task(coro, loop=self, name=name, context=context, **kwargs)
@@ -187,6 +234,23 @@ cdef class LoopCore(Runtime):
                 task.set_name(name)
             except AttributeError:
                 pass
+        return task
+
+    cdef object new_rio_task(self, object coro, object name, object context, dict kwargs):
+        """create_task's rio Task; ``eager_start=True`` (3.12+) runs its first
+        step now, when the loop is running, as asyncio's eager tasks do."""
+        cdef Task task
+        cdef bint eager = False
+        if kwargs:
+            for key in kwargs:
+                if key != "eager_start" or not _has_eager_start:
+                    raise TypeError(f"create_task() got an unexpected keyword argument {key!r}")
+            eager = bool(kwargs["eager_start"]) and self.is_running()
+        task = self.spawn_task(coro, name, context, eager)
+        if self.debug_flag:
+            task.source_traceback = _extract_stack(_getframe())
+        if eager:
+            self.step_eagerly(task)
         return task
 
     def call_at(self, when, callback, *args, context=None):

@@ -34,7 +34,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from rio_core._runtime import Runtime, Task, _real_monotonic_ns, current_runtime
+from rio_core._runtime import Join, Runtime, Task, _real_monotonic_ns, current_runtime
 
 logger = logging.getLogger("rio_rt")
 
@@ -91,6 +91,9 @@ def task_stack(task: Any) -> TaskStack:
             frame = getattr(obj, "gi_frame", None)
         if frame is None:
             frame = getattr(obj, "ag_frame", None)
+        if type(obj) is Join:
+            leaf = obj.task  # `await task`: the task it joins
+            break
         if frame is None and not hasattr(obj, "cr_await") and not hasattr(obj, "gi_yieldfrom"):
             leaf = obj  # not a coroutine or generator: what the chain waits on
             break
@@ -122,7 +125,8 @@ def _asyncio_tasks(rt: Runtime) -> list[Any]:
     if not isinstance(rt, asyncio.AbstractEventLoop):
         return []
     try:
-        return sorted(asyncio.all_tasks(rt), key=lambda task: task.get_name())
+        foreign = [task for task in asyncio.all_tasks(rt) if type(task) is not Task]
+        return sorted(foreign, key=lambda task: task.get_name())
     except RuntimeError:  # the task set changed size while we looked
         return []
 
@@ -140,7 +144,7 @@ def format_tasks(runtime: Runtime | None = None) -> str:
     for task in native:
         parent = task.parent
         out.append(
-            f"rio task {task.name!r} id={task.id} state={task._state} age={task.age:.3f}s "
+            f"rio task {task.name!r} id={task.id} state={task._sched_state} age={task.age:.3f}s "
             f"polls={task.polls} wakes={task.wakes}"
             + (f" step_time={task.step_time:.6f}s" if rt.instrumented else "")
             + (f" parent={parent.name!r}" if parent is not None else "")

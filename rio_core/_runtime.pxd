@@ -48,7 +48,6 @@ cdef class Task:
     cdef object result_value
     cdef object name_
     cdef readonly uint64_t id
-    cdef list join_waiters          # tasks parked in `await self`; None when empty
     # Invariant: must_cancel is set by cancel() and cleared when the
     # CancelledError is thrown in (or by uncancel() reaching zero).
     cdef bint must_cancel
@@ -67,7 +66,20 @@ cdef class Task:
     cdef Waker waker_               # created on first use; one per task
     cdef Context cx_                # created on first use; one per task
     cdef object fut_waiter          # the asyncio future this task parks on, or None
-    cdef list done_callbacks        # callables run with the task when it finishes
+    # Done callbacks, two kinds. done_hooks: the engine's own (JoinSet,
+    # TaskGroup), called with the task inside finish(). callbacks: asyncio's
+    # add_done_callback, as (fn, context) pairs, queued as handles on the ready
+    # queue when the task finishes (asyncio's order and context rules), and
+    # the rio tasks parked in `await self`, as (task, None), woken in place.
+    cdef list done_hooks
+    cdef list callbacks
+    # The asyncio Future side (the task is an asyncio.Task to asyncio code):
+    # loop_ is the runtime that runs it (an asyncio loop on the asyncio door),
+    # kept once done for get_loop(); future_blocking is _asyncio_future_blocking.
+    cdef object loop_
+    cdef bint future_blocking
+    cdef object source_traceback    # debug mode: where it was created
+    cdef bint quiet_destroy         # asyncio's _log_destroy_pending = False
     # Intrusive list of live tasks, owned by the runtime (one reference).
     cdef PyObject *live_prev
     cdef PyObject *live_next
@@ -85,6 +97,10 @@ cdef class Task:
     cdef Context get_cx(self)
     cdef int request_cancel(self, object msg) except -1
     cdef int deliver_deferred_cancel(self) except -1
+    cdef object report_to_loop(self, dict context)
+    cdef object join_step(self)
+    cdef int leave_join(self) except -1
+    cdef bint has_joiner(self, Task joiner) noexcept
 
 
 # ---- task transitions: every change of Task.state is one of these (the table
@@ -135,6 +151,10 @@ cdef inline NextStep transition_to_complete(Task task) noexcept:
                     "transition_to_complete: not running")
     task.state = TASK_DONE
     return DO_NOTHING
+
+
+cdef class Join:
+    cdef readonly Task task
 
 
 cdef class Waker:
@@ -204,22 +224,44 @@ cdef class Runtime:
     # (cushion_ns, Oneshot) pairs.
     cdef Py_ssize_t blocking_jobs
     cdef list idle_waiters
+    # The asyncio door: tasks of this runtime are asyncio tasks of it (it is an
+    # asyncio loop). Each step makes the task asyncio's current task of the
+    # loop (aio_current is asyncio's own current-tasks dict) and each spawn
+    # registers it where asyncio.all_tasks() looks (aio_registry, a WeakSet).
+    cdef bint aio_tasks
+    cdef dict aio_current
+    cdef object aio_registry
 
     cdef int64_t now_ns(self) noexcept
 
     @cython.final
-    cdef Task spawn_task(self, object coro, object name)
+    cdef Task spawn_task(self, object coro, object name, object context=*, bint eager=*)
+
+    @cython.final
+    cdef int step_eagerly(self, Task task) except -1
+
+    @cython.final
+    cdef int queue_callback(self, object fn, object arg, object context) except -1
 
     @cython.final
     cdef int schedule(self, Task task) except -1
 
     @cython.final
     cdef int step(self, Task task) except -1
+
+    @cython.final
+    cdef int step_woken(self, Task task) except -1
     cdef tuple throw_into(self, Task task)
+    cdef object bad_future(self, Task task, object value)
+    cdef object bad_yield(self, Task task, object value)
 
     @cython.final
     cdef int finish(self, Task task, TaskOutcome outcome, object value) except -1
     cdef list live_tasks(self)
+    cdef int drop_live_tasks(self) except -1
+
+    @cython.final
+    cdef void unlink_live(self, Task task) noexcept
     cdef int shutdown_tasks(self) except -1
 
     # the tick and its steps; final: direct C calls, no vtable

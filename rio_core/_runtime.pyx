@@ -79,7 +79,8 @@ from rio_core._time cimport (
 from rio_core._reactor cimport Reactor, fds_watched
 
 import sys
-from asyncio import CancelledError, InvalidStateError
+from asyncio import CancelledError, InvalidStateError, Task as _AsyncioTask
+from asyncio import base_tasks as _base_tasks
 from collections.abc import Coroutine as _AbcCoroutine
 from asyncio.events import _get_running_loop
 
@@ -94,12 +95,20 @@ cdef extern from "rio.h":
     PyObject *rio_fetch_exception() noexcept
     void rio_set_stop_value(object value) noexcept
 
+from cpython.dict cimport PyDict_SetItem, PyDict_GetItem
+from cpython.exc cimport PyErr_Clear
+from cpython.set cimport PySet_Add
+from cpython.weakref cimport PyWeakref_NewRef
+
 cdef extern from "Python.h":
     ctypedef enum PySendResult:
         PYGEN_RETURN
         PYGEN_ERROR
         PYGEN_NEXT
     PySendResult PyIter_Send(object iter, object arg, PyObject **presult) noexcept
+    # (-1 with KeyError when absent; the step clears that: user code may have
+    # left the task itself with asyncio's _leave_task)
+    int dict_del_item "PyDict_DelItem"(object d, object key) noexcept
     bint PyCoro_CheckExact(object obj) noexcept
 
 # Reactor cadence while work is ready (see the tick in the design note).
@@ -177,8 +186,18 @@ cdef class Waker:
     wake_by_ref = wake
 
     def _future_done(self, future):
-        """Done-callback for an asyncio future a native task awaits."""
-        wake_task(self.task)
+        """Done-callback for an asyncio future the task awaits. It runs as a
+        handle of the ready queue; the task steps right here when it can, as
+        asyncio's Task steps inside its wake-up callback (same order, and no
+        extra trip through the queue)."""
+        cdef Task task = self.task
+        cdef Runtime rt = task.rt
+        if (rt is not None and task.state == TASK_IDLE
+                and rio_get_current_task() == NULL
+                and rio_get_current_runtime() == <void *>rt):
+            rt.step_woken(task)
+        else:
+            wake_task(task)
 
     def will_wake(self, other):
         """True when ``other`` wakes the same task."""
@@ -304,9 +323,31 @@ cdef class Task:
             assert self.live_prev == NULL and self.live_next == NULL, "task freed while linked"
 
     def __del__(self):
-        if (self.outcome == OUTCOME_EXCEPTION and not self.exception_retrieved):
+        if self.outcome == OUTCOME_EXCEPTION and not self.exception_retrieved:
             self.exception_retrieved = True
-            report_unraisable(_never_retrieved_hook_args(self))
+            exc = self.result_value
+            if self.report_to_loop({"message": "Task exception was never retrieved",
+                                    "exception": exc, "future": self}) is None:
+                report_unraisable(_never_retrieved_hook_args(self))
+        elif self.state != TASK_DONE and self.loop_ is not None and not self.quiet_destroy:
+            # only a task its runtime dropped (the loop was closed) gets here:
+            # the live list holds every live task
+            self.report_to_loop({"message": "Task was destroyed but it is pending!",
+                                 "task": self})
+
+    cdef object report_to_loop(self, dict context):
+        """asyncio's reports from a task's finalizer, through its loop's
+        exception handler; None when the runtime is not an asyncio loop."""
+        handler = getattr(self.loop_, "call_exception_handler", None)
+        if handler is None:
+            return None
+        if self.source_traceback is not None:
+            context["source_traceback"] = self.source_traceback
+        try:
+            handler(context)
+        except BaseException:
+            pass
+        return True
 
     cdef Context get_cx(self):
         cdef Waker waker
@@ -428,21 +469,119 @@ cdef class Task:
     def get_coro(self):
         return self.coro
 
-    def add_done_callback(self, fn):
-        """Call ``fn(task)`` when the task finishes (at once if it has)."""
+    def add_done_callback(self, fn, *, context=None):
+        """Call ``fn(task)`` once the task is done, in ``context`` (default: a
+        copy of the current one), as asyncio does: through the ready queue,
+        never from inside this call, in the order they were added."""
+        if context is None:
+            context = PyContext_CopyCurrent()
         if self.state == TASK_DONE:
-            fn(self)
-        elif self.done_callbacks is None:
-            self.done_callbacks = [fn]
+            (<Runtime>self.loop_).queue_callback(fn, self, context)
+        elif self.callbacks is None:
+            self.callbacks = [(fn, context)]
         else:
-            self.done_callbacks.append(fn)
+            self.callbacks.append((fn, context))
 
     def remove_done_callback(self, fn):
-        if self.done_callbacks is None:
+        """Remove every registration of ``fn``; returns how many."""
+        cdef list kept
+        if not self.callbacks:
             return 0
-        before = len(self.done_callbacks)
-        self.done_callbacks = [cb for cb in self.done_callbacks if cb != fn]
-        return before - len(self.done_callbacks)
+        kept = [entry for entry in self.callbacks if entry[0] != fn]
+        removed = len(self.callbacks) - len(kept)
+        self.callbacks = kept
+        return removed
+
+    # ---- the asyncio Future side: asyncio code sees an asyncio.Task
+
+    @property
+    def __class__(self):
+        # isinstance() consults __class__ when the real type does not match:
+        # isinstance(task, asyncio.Task) and asyncio.isfuture(task) are true,
+        # and type(task) is still this class.
+        return _AsyncioTask
+
+    @property
+    def _asyncio_future_blocking(self):
+        return self.future_blocking
+
+    @_asyncio_future_blocking.setter
+    def _asyncio_future_blocking(self, value):
+        self.future_blocking = bool(value)
+
+    def get_loop(self):
+        """The runtime that runs the task: its asyncio loop on the asyncio door."""
+        return self.loop_
+
+    @property
+    def _loop(self):
+        return self.loop_
+
+    def set_result(self, result):
+        raise RuntimeError("Task does not support set_result operation")
+
+    def set_exception(self, exception):
+        raise RuntimeError("Task does not support set_exception operation")
+
+    @property
+    def _coro(self):
+        return self.coro
+
+    @property
+    def _must_cancel(self):
+        return self.must_cancel
+
+    @property
+    def _num_cancels_requested(self):
+        return self.cancel_requests
+
+    @property
+    def _cancel_message(self):
+        return self.cancel_msg
+
+    @property
+    def _log_destroy_pending(self):
+        return not self.quiet_destroy
+
+    @_log_destroy_pending.setter
+    def _log_destroy_pending(self, value):
+        self.quiet_destroy = not value
+
+    @property
+    def _source_traceback(self):
+        return self.source_traceback
+
+    @property
+    def _result(self):
+        return self.result_value if self.outcome == OUTCOME_RESULT else None
+
+    @property
+    def _exception(self):
+        return self.result_value if self.outcome == OUTCOME_EXCEPTION else None
+
+    @property
+    def _log_traceback(self):
+        return self.outcome == OUTCOME_EXCEPTION and not self.exception_retrieved
+
+    @_log_traceback.setter
+    def _log_traceback(self, value):
+        if value:
+            raise ValueError("_log_traceback can only be set to False")
+        self.exception_retrieved = True
+
+    @property
+    def _callbacks(self):
+        """The asyncio done callbacks as (fn, context) pairs (joining tasks left out)."""
+        if not self.callbacks:
+            return []
+        return [entry for entry in self.callbacks if entry[1] is not None]
+
+    def get_stack(self, *, limit=None):
+        """The frames of the task's coroutine (asyncio's get_stack)."""
+        return _base_tasks._task_get_stack(self, limit)
+
+    def print_stack(self, *, limit=None, file=None):
+        return _base_tasks._task_print_stack(self, limit, file)
 
     # ---- observability (rio_core._observe has the functions built on these)
 
@@ -494,10 +633,19 @@ cdef class Task:
 
     @property
     def _state(self):
+        """asyncio's state of the task: PENDING, CANCELLED or FINISHED."""
+        if self.state != TASK_DONE:
+            return "PENDING"
+        return "CANCELLED" if self.outcome == OUTCOME_CANCELLED else "FINISHED"
+
+    @property
+    def _sched_state(self):
         """The scheduler's state of the task: IDLE, SCHEDULED, RUNNING, NOTIFIED or DONE."""
         return STATE_NAMES[<int>self.state]
 
     def __repr__(self):
+        if self.loop_ is not None and (<Runtime>self.loop_).aio_tasks:
+            return _asyncio_task_repr(self)
         if self.state != TASK_DONE:
             state = STATE_NAMES[<int>self.state].lower()
         elif self.outcome == OUTCOME_CANCELLED:
@@ -508,54 +656,99 @@ cdef class Task:
             state = "done"
         return f"<rio Task {self.name!r} {state}>"
 
-    # Joining: the task is its own awaitable iterator, so `await task`
-    # allocates nothing. __next__ registers the current task as a join waiter.
+    # Joining: ``await task`` iterates a small Join (from a free list), not
+    # the task itself: a task with send/throw/close would pass for a
+    # coroutine (collections.abc.Coroutine checks those names), and asyncio
+    # refuses coroutines where it wants tasks.
 
     def __await__(self):
-        return self
+        cdef Join join = Join.__new__(Join)
+        join.task = self
+        return join
+
+    __iter__ = __await__
+
+    cdef object join_step(self):
+        """One step of ``await task`` while the task is not done: PENDING_ with
+        the current rio task registered as a join waiter, or the task itself
+        for another kind of awaiter (the asyncio future protocol)."""
+        cdef Task cur
+        cur = current_task_or_none()
+        if cur is None:
+            # awaited by another kind of task (CPython's asyncio.Task): it
+            # adds a done callback and resumes us when we are done
+            self.future_blocking = True
+            return self
+        if cur is self:
+            raise RuntimeError(f"Task cannot await on itself: {self!r}")
+        # a joiner is a done callback like asyncio's wake-up callback, in the
+        # same list, so it runs in registration order with the others
+        if self.callbacks is None:
+            self.callbacks = [(cur, None)]
+        elif not self.has_joiner(cur):
+            self.callbacks.append((cur, None))
+        if cur.rt is not None and cur.rt.aio_tasks:
+            # asyncio's rule: cancelling a task that awaits another task
+            # cancels that task (it is the awaiter's _fut_waiter)
+            cur.fut_waiter = self
+        return PENDING_
+
+    cdef int leave_join(self) except -1:
+        """The joiner is being cancelled, thrown into or closed: stop waiting."""
+        cdef Task cur = current_task_or_none()
+        if cur is not None and self.callbacks is not None and self.has_joiner(cur):
+            self.callbacks.remove((cur, None))
+        return 0
+
+    cdef bint has_joiner(self, Task joiner) noexcept:
+        cdef tuple entry
+        for entry in self.callbacks:
+            if entry[0] is joiner and entry[1] is None:
+                return True
+        return False
+
+
+@cython.final
+@cython.freelist(32)
+cdef class Join:
+    """The iterator of ``await task``."""
 
     def __iter__(self):
         return self
 
     def __next__(self):
-        cdef Task cur
-        if self.state == TASK_DONE:
-            self.exception_retrieved = True
-            if self.outcome == OUTCOME_RESULT:
-                if self.result_value is not None:
-                    rio_set_stop_value(self.result_value)
-                raise StopIteration     # returns NULL with the value set above
-            if self.outcome == OUTCOME_CANCELLED:
-                raise self._cancelled_error()
-            raise self.result_value
-        cur = current_task_or_none()
-        if cur is None:
-            return asyncio_join_future(self)
-        if cur is self:
-            raise RuntimeError(f"{self!r} cannot await itself")
-        if self.join_waiters is None:
-            self.join_waiters = [cur]
-        elif cur not in self.join_waiters:
-            self.join_waiters.append(cur)
-        return PENDING_
+        cdef Task task = self.task
+        if task.state != TASK_DONE:
+            return task.join_step()
+        task.exception_retrieved = True
+        if task.outcome == OUTCOME_RESULT:
+            if task.result_value is not None:
+                rio_set_stop_value(task.result_value)
+            raise StopIteration     # returns NULL with the value set above
+        if task.outcome == OUTCOME_CANCELLED:
+            raise task._cancelled_error()
+        raise task.result_value
 
     def send(self, value):
         return self.__next__()
 
     def throw(self, typ, val=None, tb=None):
-        """The joiner is being cancelled (or thrown into): stop waiting, re-raise."""
-        cdef Task cur = current_task_or_none()
-        if cur is not None and self.join_waiters is not None:
-            try:
-                self.join_waiters.remove(cur)
-            except ValueError:
-                pass
+        self.task.leave_join()
         reraise(typ, val, tb)
 
     def close(self):
-        cdef Task cur = current_task_or_none()
-        if cur is not None and self.join_waiters is not None and cur in self.join_waiters:
-            self.join_waiters.remove(cur)
+        self.task.leave_join()
+
+
+def _gen_probe():
+    yield
+
+
+cdef object _asyncio_task_repr(Task task):
+    """asyncio's repr of a task (the asyncio door shows its tasks as asyncio does)."""
+    if hasattr(_base_tasks, "_task_repr"):
+        return _base_tasks._task_repr(task)
+    return f"<Task {' '.join(_base_tasks._task_repr_info(task))}>"
 
 
 cdef object asyncio_join_future(Task task):
@@ -786,7 +979,10 @@ cdef class Runtime:
 
     # ---- spawning and waking (runtime thread)
 
-    cdef Task spawn_task(self, object coro, object name):
+    cdef Task spawn_task(self, object coro, object name, object context=None,
+                         bint eager=False):
+        """A new task of this runtime, queued; ``eager``: not queued, the
+        caller steps it at once (step_eagerly)."""
         cdef Task task
         global next_task_id
         if not PyCoro_CheckExact(coro) and not isinstance(coro, _AbcCoroutine):
@@ -797,8 +993,9 @@ cdef class Runtime:
                 f"spawn() expects a coroutine, got {type(coro).__name__} {coro!r:.60}{hint}")
         task = Task.__new__(Task)
         task.rt = self
+        task.loop_ = self
         task.coro = coro
-        task.context = PyContext_CopyCurrent()
+        task.context = PyContext_CopyCurrent() if context is None else context
         task.id = next_task_id
         next_task_id += 1
         task.spawned_ns = self.time_driver.now_ns()
@@ -814,7 +1011,12 @@ cdef class Runtime:
             (<Task>self.live_head).live_prev = <PyObject *>task
         self.live_head = <PyObject *>task
         self.tasks_alive += 1
-        if transition_to_scheduled(task) == SUBMIT:
+        if self.aio_tasks:
+            # where asyncio.all_tasks() looks: a WeakSet (a weak reference
+            # added to its set directly: WeakSet.add is a Python call)
+            ref = PyWeakref_NewRef(task, self.aio_registry._remove)
+            PySet_Add(self.aio_registry.data, ref)
+        if transition_to_scheduled(task) == SUBMIT and not eager:
             ring_push(&self.ready, task)
         if self.on_spawn_hook is not None:
             self.call_hook(self.on_spawn_hook, task)
@@ -825,6 +1027,28 @@ cdef class Runtime:
         task.wakes += 1
         if transition_to_notified(task) == SUBMIT:
             ring_push(&self.ready, task)
+        return 0
+
+    cdef int queue_callback(self, object fn, object arg, object context) except -1:
+        """Queue ``fn(arg)`` in ``context`` (a task's done callback)."""
+        ring_push(&self.ready, make_handle(fn, (arg,), context, False))
+        return 0
+
+    cdef int step_eagerly(self, Task task) except -1:
+        """The first step of an eager task (spawn_task(eager=True)), now, inside
+        the step or callback that created it (asyncio's eager_start); the task
+        that was current is current again afterwards."""
+        cdef PyObject *outer = NULL
+        cdef object outer_task = None
+        if self.aio_tasks:
+            outer = PyDict_GetItem(self.aio_current, self)
+            if outer != NULL:
+                outer_task = <object>outer
+        try:
+            self.step(task)
+        finally:
+            if outer_task is not None:
+                PyDict_SetItem(self.aio_current, self, outer_task)
         return 0
 
     def call_at(self, when, callback, *args, context=None):
@@ -841,11 +1065,15 @@ cdef class Runtime:
         cdef PyObject *raw = NULL
         cdef PySendResult status
         cdef object value
+        cdef void *outer = rio_get_current_task()    # not NULL: an eager step
         transition_to_running(task)
         task.fut_waiter = None
         self.polls += 1
         task.polls += 1
         rio_set_current_task(<void *>task)
+        if self.aio_tasks:
+            # asyncio.current_task() reads this dict (asyncio's _enter_task)
+            PyDict_SetItem(self.aio_current, self, task)
         PyContext_Enter(task.context)
         if task.must_cancel or task.throw_exc is not None:
             status, value = self.throw_into(task)
@@ -857,7 +1085,9 @@ cdef class Runtime:
                 value = <object>raw
             Py_DECREF(value)        # both calls returned a new reference
         PyContext_Exit(task.context)
-        rio_set_current_task(NULL)
+        if self.aio_tasks and dict_del_item(self.aio_current, self) < 0:
+            PyErr_Clear()
+        rio_set_current_task(outer)
         if status == PYGEN_NEXT:
             if value is PENDING_:
                 # parked in a leaf future, which keeps the waker
@@ -866,28 +1096,79 @@ cdef class Runtime:
                 return 0
             if value is not None:
                 if getattr(value, "_asyncio_future_blocking", None) is True:
-                    # an asyncio future: park until its done-callback wakes us
-                    value._asyncio_future_blocking = False
-                    value.add_done_callback(task.get_cx().waker._future_done)
-                    task.fut_waiter = value
-                    if transition_to_idle(task) == SUBMIT:
-                        ring_push(&self.ready, task)
-                    return 0
-                task.throw_exc = TypeError(
-                    f"rio task {task.name!r} yielded {value!r:.200}, which the rio runtime "
-                    "does not understand: await rio futures, rio tasks, rio_rt.yield_now() "
-                    "or rio_rt.sleep(), not a bare yield of a value")
+                    if value is task or (self.aio_tasks and value.get_loop() is not self):
+                        task.throw_exc = self.bad_future(task, value)
+                    else:
+                        # an asyncio future: park until its done-callback wakes us
+                        value._asyncio_future_blocking = False
+                        value.add_done_callback(task.get_cx().waker._future_done)
+                        task.fut_waiter = value
+                        if transition_to_idle(task) == SUBMIT:
+                            ring_push(&self.ready, task)
+                        return 0
+                else:
+                    task.throw_exc = self.bad_yield(task, value)
             # a bare yield (or a bad value, thrown in on the next step)
             if transition_to_scheduled(task) == SUBMIT:
                 ring_push(&self.ready, task)
             return 0
         if status == PYGEN_RETURN:
+            if task.must_cancel:
+                # cancelled right before it returned: asyncio's Task ends
+                # cancelled then, not with the value
+                return self.finish(task, OUTCOME_CANCELLED, CancelledError(
+                    *(() if task.cancel_msg is None else (task.cancel_msg,))))
             return self.finish(task, OUTCOME_RESULT, value)
         if isinstance(value, CancelledError):
             return self.finish(task, OUTCOME_CANCELLED, value)
         if isinstance(value, (KeyboardInterrupt, SystemExit)):
             self.pending_base_exc = value
         return self.finish(task, OUTCOME_EXCEPTION, value)
+
+    cdef int step_woken(self, Task task) except -1:
+        """Wake and step a parked task at once, from the done callback of the
+        asyncio future it waited on (Waker._future_done). Observed, the task's
+        poll hooks and step time are kept as for a step off the queue (the
+        handle around it is timed and published as usual)."""
+        cdef int64_t started = 0
+        task.wakes += 1
+        transition_to_notified(task)
+        if not self.observed:
+            return self.step(task)
+        if self.before_poll_hook is not None:
+            self.call_hook(self.before_poll_hook, task)
+        if self.timed_steps:
+            started = rio_monotonic_ns()
+        self.step(task)
+        if self.timed_steps:
+            task.step_ns += rio_monotonic_ns() - started
+        if self.after_poll_hook is not None:
+            self.call_hook(self.after_poll_hook, task)
+        return 0
+
+    cdef object bad_future(self, Task task, object value):
+        """What to throw into a task that awaited itself or another loop's future."""
+        if value is task:
+            return RuntimeError(f"Task cannot await on itself: {task!r}")
+        return RuntimeError(
+            f"Task {task!r} got Future {value!r} attached to a different loop")
+
+    cdef object bad_yield(self, Task task, object value):
+        """What to throw into a task that yielded a value no waiter protocol covers."""
+        if self.aio_tasks:
+            # asyncio's messages on the asyncio door
+            if getattr(value, "_asyncio_future_blocking", None) is not None:
+                return RuntimeError(
+                    f"yield was used instead of yield from in task {task!r} with {value!r}")
+            if type(value) is type(_gen_probe()):
+                return RuntimeError(
+                    "yield was used instead of yield from for generator in task "
+                    f"{task!r} with {value!r}")
+            return RuntimeError(f"Task got bad yield: {value!r}")
+        return TypeError(
+            f"rio task {task.name!r} yielded {value!r:.200}, which the rio runtime "
+            "does not understand: await rio futures, rio tasks, rio_rt.yield_now() "
+            "or rio_rt.sleep(), not a bare yield of a value")
 
     cdef tuple throw_into(self, Task task):
         """Throw the pending cancellation or error into the coroutine (slow path).
@@ -911,13 +1192,10 @@ cdef class Runtime:
             return (PYGEN_ERROR, error)
 
     cdef int finish(self, Task task, TaskOutcome outcome, object value) except -1:
-        cdef list waiters = task.join_waiters
         cdef Task waiter
         transition_to_complete(task)
         task.outcome = outcome
         task.result_value = value
-        task.coro = None
-        task.join_waiters = None
         task.must_cancel = False
         task.cancel_deferred = False
         if task.cancel_scope is not None:
@@ -925,27 +1203,24 @@ cdef class Runtime:
         task.throw_exc = None
         task.cx_ = None            # the Waker may outlive the task; drop our side
         task.waker_ = None
-        # unlink from the live list
-        if task.live_prev != NULL:
-            (<Task>task.live_prev).live_next = task.live_next
-        else:
-            self.live_head = task.live_next
-        if task.live_next != NULL:
-            (<Task>task.live_next).live_prev = task.live_prev
-        task.live_prev = NULL
-        task.live_next = NULL
-        self.tasks_alive -= 1
-        task.rt = None
+        self.unlink_live(task)
         if task is self.main or self.tasks_alive == 0:
             self.stop_requested = True
-        if waiters is not None:
-            for waiter in waiters:
-                self.schedule(waiter)
-        if task.done_callbacks is not None:
-            callbacks = task.done_callbacks
-            task.done_callbacks = None
-            for callback in callbacks:
-                self.call_hook(callback, task)
+        if task.done_hooks is not None:
+            hooks = task.done_hooks
+            task.done_hooks = None
+            for hook in hooks:
+                self.call_hook(hook, task)
+        if task.callbacks is not None:
+            callbacks = task.callbacks
+            task.callbacks = None
+            for fn, context in callbacks:
+                if context is None:     # a task joining this one (join_step)
+                    waiter = <Task>fn
+                    if waiter.rt is self:
+                        self.schedule(waiter)
+                else:
+                    ring_push(&self.ready, make_handle(fn, (task,), context, False))
         if self.on_exit_hook is not None:
             self.call_hook(self.on_exit_hook, task)
         Py_DECREF(task)            # the live list's reference
@@ -1225,6 +1500,30 @@ cdef class Runtime:
             p = (<Task>p).live_next
         return tasks
 
+    cdef void unlink_live(self, Task task) noexcept:
+        """Take ``task`` off the live list (the caller releases the list's
+        reference); it belongs to no runtime afterwards."""
+        if task.live_prev != NULL:
+            (<Task>task.live_prev).live_next = task.live_next
+        else:
+            self.live_head = task.live_next
+        if task.live_next != NULL:
+            (<Task>task.live_next).live_prev = task.live_prev
+        task.live_prev = NULL
+        task.live_next = NULL
+        self.tasks_alive -= 1
+        task.rt = None
+
+    cdef int drop_live_tasks(self) except -1:
+        """Let go of every live task (the runtime is closing): none of them can
+        run again. asyncio reports one that is then collected ("Task was
+        destroyed but it is pending!")."""
+        cdef Task task
+        for task in self.live_tasks():
+            self.unlink_live(task)
+            Py_DECREF(task)        # the live list's reference
+        return 0
+
     cdef int shutdown_tasks(self) except -1:
         """Cancel every task still alive (once each, as asyncio.run does) and
         run until all are done; cleanup code may still await."""
@@ -1287,6 +1586,7 @@ cdef class Runtime:
         ring_init(&self.ready, 16)
         self.time_driver.clear()
         self.reactor.close()
+        self.drop_live_tasks()
 
     def _reactor_backend(self):
         return self.reactor.backend

@@ -909,6 +909,7 @@ def test_default_exception_handler_logs_callback_errors(arun, caplog):
     assert len(records) == 1
     assert records[0].exc_info is not None and records[0].exc_info[0] is LookupError
     assert "Exception in callback" in records[0].getMessage()
+    caplog.clear()  # the record's traceback holds the loop's frames, and its main task
 
 
 def test_call_exception_handler_and_default_exception_handler(loop, caplog):

@@ -225,7 +225,10 @@ def test_dump_names_tasks_states_ages_and_stacks(run: Any) -> None:
     assert "rio Sleep until" in lines[napper + 2]
 
 
-def test_dump_on_rios_loop_includes_asyncio_tasks() -> None:
+@pytest.mark.parametrize("kind", ["asyncio.Task", "create_task"])
+def test_dump_on_rios_loop_includes_asyncio_tasks(kind: str) -> None:
+    """CPython's asyncio tasks on rio's loop are listed as asyncio tasks; what
+    create_task makes there is a rio Task, listed with the rio tasks."""
     out = io.StringIO()
 
     async def asyncio_side(event: asyncio.Event) -> None:
@@ -233,7 +236,10 @@ def test_dump_on_rios_loop_includes_asyncio_tasks() -> None:
 
     async def main() -> None:
         event = asyncio.Event()
-        atask = asyncio.get_running_loop().create_task(asyncio_side(event), name="aio-side")
+        if kind == "asyncio.Task":
+            atask = asyncio.Task(asyncio_side(event), name="aio-side")
+        else:
+            atask = asyncio.get_running_loop().create_task(asyncio_side(event), name="aio-side")
         native = rio.spawn(sleeper(), name="native")
         await asyncio.sleep(0)
         rio.dump_tasks(out)
@@ -243,10 +249,15 @@ def test_dump_on_rios_loop_includes_asyncio_tasks() -> None:
 
     rio.block_on(main())
     text = out.getvalue()
-    assert "rio runtime Loop: 2 rio tasks, 1 asyncio tasks" in text
     lines = text.splitlines()
-    aio = next(i for i, line in enumerate(lines) if "asyncio task 'aio-side'" in line)
-    assert "state=pending" in lines[aio]
+    if kind == "asyncio.Task":
+        assert "rio runtime Loop: 2 rio tasks, 1 asyncio tasks" in text
+        aio = next(i for i, line in enumerate(lines) if "asyncio task 'aio-side'" in line)
+        assert "state=pending" in lines[aio]
+    else:
+        assert "rio runtime Loop: 3 rio tasks, 0 asyncio tasks" in text
+        aio = next(i for i, line in enumerate(lines) if "rio task 'aio-side'" in line)
+        assert "state=IDLE" in lines[aio]
     assert lines[aio + 1].strip().startswith("asyncio_side() at ")
     assert any(line.strip().startswith("waiting on <Future pending") for line in lines[aio:])
 

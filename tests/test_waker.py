@@ -1,6 +1,6 @@
 """The task state machine and its wake transition (docs/design.md, "Task states").
 
-The states are the engine's ``TaskState`` names, read through ``Task._state``;
+The states are the engine's ``TaskState`` names, read through ``Task._sched_state``;
 ``transition_to_notified`` (in rio_core/_runtime.pxd) is the wake:
 
 | state when woken | what wake() does                                                |
@@ -102,12 +102,12 @@ def test_wake_parked_task_polls_it_exactly_once_more(run):
             waiter = rio.spawn(gate_waiter(gate))
             await settle()
             assert gate.polls == 1
-            assert waiter._state == "IDLE"
+            assert waiter._sched_state == "IDLE"
             gate.waker.wake()  # spurious: the gate stays closed
-            assert waiter._state == "SCHEDULED"
+            assert waiter._sched_state == "SCHEDULED"
             await settle(5)
             assert gate.polls == 2
-            assert waiter._state == "IDLE"
+            assert waiter._sched_state == "IDLE"
             assert not waiter.done()
             gate.open()
             return await waiter
@@ -126,7 +126,7 @@ def test_repeated_wake_while_scheduled_enqueues_once(run, wakes):
             await settle()
             for _ in range(wakes):
                 gate.waker.wake()
-                assert waiter._state == "SCHEDULED"
+                assert waiter._sched_state == "SCHEDULED"
             await settle(5)
             polls_after_wakes = gate.polls
             gate.open()
@@ -205,11 +205,11 @@ class WakesItselfOnce(rio.Future):
             self.log.append(f"poll{self.polls}")
             if self.polls == 1:
                 task = cx.waker.task
-                self.log.append(task._state)
+                self.log.append(task._sched_state)
                 cx.waker.wake()
-                self.log.append(task._state)
+                self.log.append(task._sched_state)
                 cx.waker.wake()  # NOTIFIED stays NOTIFIED
-                self.log.append(task._state)
+                self.log.append(task._sched_state)
                 return rio.PENDING
             return rio.Ready("second poll")
         finally:
@@ -249,7 +249,7 @@ def test_wake_after_completion_does_nothing(run):
             gate.open()
             assert await waiter == "opened"
             polls = gate.polls
-            assert waiter._state == "DONE"
+            assert waiter._sched_state == "DONE"
             stale.wake()  # the task is complete: no effect, no error
             stale.wake()
             await settle(5)

@@ -17,11 +17,12 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable, Coroutine, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import rio_core
 
 T = TypeVar("T")
+TaskKind = Literal["rio", "asyncio"]
 
 # RIO_ASYNCIO_TRANSPORTS=1 falls back to asyncio's Python socket transports.
 _ENGINE_TRANSPORTS = os.environ.get("RIO_ASYNCIO_TRANSPORTS", "") in ("", "0")
@@ -91,8 +92,14 @@ class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
         instrument: bool = False,
         slow_poll: float | None = None,
         on_slow_poll: Callable[[rio_core.SlowPoll], object] | None = None,
+        tasks: TaskKind | None = None,
     ) -> None:
         asyncio.SelectorEventLoop.__init__(self, _ReactorSelector(self))
+        try:
+            self._use_tasks(tasks)
+        except BaseException:
+            self.close()  # a bad value leaves nothing open
+            raise
         self.exception_handler = self._rio_callback_failed
         if clock is not None:
             self._use_clock(clock)
@@ -179,11 +186,8 @@ class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
         try:
             return await awaitable
         finally:
-            pending = [task for task in asyncio.all_tasks(self) if not task.done()]
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+            # (no task kept in this frame: an exception's traceback holds it)
+            await _cancel_and_wait(_leftover_tasks(self))
             await self.shutdown_asyncgens()
             await self.shutdown_default_executor()
 
@@ -290,27 +294,52 @@ def block_on(awaitable: Any) -> Any:
         loop.close()
 
 
+def _leftover_tasks(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
+    this = asyncio.current_task()
+    return [task for task in asyncio.all_tasks(loop) if task is not this]
+
+
+async def _cancel_and_wait(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.gather(*tasks, return_exceptions=True)
+    tasks.clear()
+
+
 def new_event_loop(
     *,
     clock: rio_core.MockClock | None = None,
     instrument: bool = False,
     slow_poll: float | None = None,
     on_slow_poll: Callable[[rio_core.SlowPoll], object] | None = None,
+    tasks: TaskKind | None = None,
 ) -> Loop:
     """A new rio event loop (not set as the current loop); ``clock``: a test
     clock (``rio_rt.testing.MockClock``); ``instrument``, ``slow_poll`` and
-    ``on_slow_poll``: as for ``rio_rt.Runtime``."""
-    return Loop(clock=clock, instrument=instrument, slow_poll=slow_poll, on_slow_poll=on_slow_poll)
+    ``on_slow_poll``: as for ``rio_rt.Runtime``; ``tasks``: the tasks
+    ``create_task`` makes, ``"rio"`` (rio's Task, the default) or ``"asyncio"``
+    (CPython's ``asyncio.Task``; also the default when ``RIO_ASYNCIO_TASKS=1``)."""
+    return Loop(
+        clock=clock,
+        instrument=instrument,
+        slow_poll=slow_poll,
+        on_slow_poll=on_slow_poll,
+        tasks=tasks,
+    )
 
 
-def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
+def run(
+    main: Coroutine[Any, Any, T], *, debug: bool | None = None, tasks: TaskKind | None = None
+) -> T:
     """``asyncio.run`` on a rio loop: runs ``main``, then cancels leftover tasks,
-    shuts down async generators and the default executor, and closes the loop."""
+    shuts down async generators and the default executor, and closes the loop.
+    ``tasks``: as for ``new_event_loop``."""
     if asyncio.events._get_running_loop() is not None:
         if asyncio.iscoroutine(main):
             main.close()
         raise RuntimeError("rio_rt.run() cannot be called from a running event loop")
-    with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
+    with asyncio.Runner(debug=debug, loop_factory=lambda: new_event_loop(tasks=tasks)) as runner:
         return runner.run(main)
 
 

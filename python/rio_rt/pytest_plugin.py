@@ -20,9 +20,11 @@ Loaded automatically once rio-rt is installed (the ``pytest11`` entry point
   ``rio_core.current_runtime()`` inside the test) and ``rio_clock`` (a
   ``rio_rt.testing.MockClock``: when a test or its fixtures request it, the
   test's loop runs on it, so sleeps take no real time).
-- A task that fails and is never joined fails its test: the engine reports it
-  through ``sys.unraisablehook`` when it is collected; the plugin collects
-  garbage when the test's main task ends and raises those exceptions.
+- A task that fails and is never joined fails its test: when it is collected
+  the engine reports it through the loop's exception handler ("Task exception
+  was never retrieved", as asyncio does; a task of a bare ``rio_rt.Runtime``
+  through ``sys.unraisablehook``); the plugin collects garbage when the test's
+  main task ends and raises those exceptions.
 - ``rio_asyncio_loop = true`` (ini) or ``--rio-asyncio``: asyncio's loops in the
   session are rio loops: pytest-asyncio's loop factory (its
   ``pytest_asyncio_loop_factories`` hook) and asyncio's event loop policy
@@ -49,6 +51,7 @@ from rio_rt.testing import MockClock
 __all__ = ["rio_clock", "rio_runtime"]
 
 NEVER_RETRIEVED = "rio task exception was never retrieved"
+TASK_NEVER_RETRIEVED = "Task exception was never retrieved"  # asyncio's report
 
 # Markers of other async test plugins: in auto mode their tests are left to them.
 _OTHER_FRAMEWORKS = ("asyncio", "anyio", "trio")
@@ -353,10 +356,6 @@ async def _run_test(test: _RioTest, testargs: dict[str, Any]) -> None:
         raise BaseExceptionGroup("errors in the rio test and its fixtures' teardown", errors)
 
 
-def _unretrieved_exceptions(reports: list[Any]) -> list[BaseException]:
-    return [report.exc_value for report in reports if report.exc_value is not None]
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     __tracebackhide__ = True
@@ -366,16 +365,27 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     loop: Loop = pyfuncitem.funcargs["rio_runtime"]  # type: ignore[assignment]
     testargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
 
-    reports: list[Any] = []
+    unretrieved: list[BaseException] = []
     previous_hook = sys.unraisablehook
+    previous_handler = loop.get_exception_handler()
 
     def hook(report: Any) -> None:
-        if str(report.err_msg or "").startswith(NEVER_RETRIEVED):
-            reports.append(report)
+        if str(report.err_msg or "").startswith(NEVER_RETRIEVED) and report.exc_value is not None:
+            unretrieved.append(report.exc_value)
         else:
             previous_hook(report)
 
+    def handler(handler_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if context.get("message") == TASK_NEVER_RETRIEVED and exc is not None:
+            unretrieved.append(exc)
+        elif previous_handler is not None:
+            previous_handler(handler_loop, context)
+        else:
+            handler_loop.default_exception_handler(context)
+
     sys.unraisablehook = hook
+    loop.set_exception_handler(handler)
     try:
         try:
             if test.asyncio_task:
@@ -387,15 +397,14 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
             testargs.clear()
             gc.collect()
             sys.unraisablehook = previous_hook
+            loop.set_exception_handler(previous_handler)
     except BaseException as exc:
-        for task_error in _unretrieved_exceptions(reports):
+        for task_error in unretrieved:
             exc.add_note(
                 "and a rio task failed, its exception never retrieved:\n"
                 + "".join(traceback.format_exception(task_error))
             )
         raise
-    unretrieved = _unretrieved_exceptions(reports)
-    reports.clear()
     if unretrieved:
         raise BaseExceptionGroup(
             f"{NEVER_RETRIEVED} ({len(unretrieved)} task(s) of this test)", unretrieved

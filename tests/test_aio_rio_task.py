@@ -1,0 +1,530 @@
+"""rio's Task as the asyncio task of rio's loop (the default; ``tasks="asyncio"`` restores
+CPython's). Each behaviour is one test body run on stdlib asyncio (the oracle) and on rio's
+loop, where create_task makes a rio Task; the tests that are about rio alone say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import gc
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from rio_core._runtime import Task as RioTask
+
+import rio_rt as rio
+
+
+def made_by(loop_name: str, task: Any) -> None:
+    """On rio's loop, create_task made a rio Task; on stdlib asyncio, CPython's."""
+    if loop_name == "rio":
+        assert type(task) is RioTask
+    else:
+        assert type(task) is not RioTask
+
+
+@pytest.fixture
+def loop_name(loop_factory: Any) -> str:
+    return "rio" if loop_factory is rio.new_event_loop else "asyncio"
+
+
+# ---- identity
+
+
+def test_create_task_makes_a_rio_task_that_is_an_asyncio_task(arun: Any, loop_name: str) -> None:
+    async def child() -> int:
+        return 1
+
+    async def main() -> list[Any]:
+        task = asyncio.get_running_loop().create_task(child())
+        made_by(loop_name, task)
+        made_by(loop_name, asyncio.current_task())
+        made_by(loop_name, asyncio.ensure_future(child()))
+        facts = [
+            isinstance(task, asyncio.Task),
+            isinstance(task, asyncio.Future),
+            asyncio.isfuture(task),
+            asyncio.iscoroutine(task),
+            task.get_loop() is asyncio.get_running_loop(),
+            task in asyncio.all_tasks(),
+            asyncio.current_task() in asyncio.all_tasks(),
+        ]
+        await task
+        facts.append(task in asyncio.all_tasks())
+        return facts
+
+    assert arun(main()) == [True, True, True, False, True, True, True, False]
+
+
+def test_native_tasks_are_asyncio_tasks_of_the_loop_too() -> None:
+    async def child() -> Any:
+        return asyncio.current_task()
+
+    async def main() -> list[Any]:
+        task = rio.spawn(child())
+        return [task in asyncio.all_tasks(), await task is task, isinstance(task, asyncio.Task)]
+
+    assert rio.run(main()) == [True, True, True]
+
+
+# ---- the Future side
+
+
+def test_done_callbacks_run_later_in_order_in_their_context(arun: Any) -> None:
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+    async def main() -> list[Any]:
+        log: list[Any] = []
+
+        async def child() -> str:
+            return "value"
+
+        task = asyncio.get_running_loop().create_task(child())
+        ctx = contextvars.copy_context()
+        ctx.run(var.set, "from ctx")
+        task.add_done_callback(lambda t: log.append(("first", t.result(), var.get())), context=ctx)
+        task.add_done_callback(lambda t: log.append(("second", t is task, var.get())))
+        removed = task.remove_done_callback(print)
+        await task
+        log.append("after await")
+        await asyncio.sleep(0)
+        log.append(("removed", removed))
+        # on a done task: still through the loop, never inside the call
+        task.add_done_callback(lambda t: log.append("late"))
+        log.append("added late")
+        await asyncio.sleep(0)
+        return log
+
+    # the awaiting task's wake-up was registered last: it runs after the two
+    assert arun(main()) == [
+        ("first", "value", "from ctx"),
+        ("second", True, "unset"),
+        "after await",
+        ("removed", 0),
+        "added late",
+        "late",
+    ]
+
+
+def test_remove_done_callback_counts_every_registration(arun: Any) -> None:
+    async def main() -> list[int]:
+        never = asyncio.get_running_loop().create_future()
+        task = asyncio.get_running_loop().create_task(asyncio.wait_for(never, None))
+
+        def cb(_task: Any) -> None:
+            pass
+
+        task.add_done_callback(cb)
+        task.add_done_callback(cb)
+        task.add_done_callback(print)
+        counts = [task.remove_done_callback(cb), task.remove_done_callback(cb)]
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return counts
+
+    assert arun(main()) == [2, 0]
+
+
+def test_set_result_and_set_exception_are_refused(arun: Any) -> None:
+    async def main() -> list[str]:
+        task = asyncio.current_task()
+        assert task is not None
+        out = []
+        for call in (lambda: task.set_result(1), lambda: task.set_exception(ValueError())):
+            try:
+                call()
+            except RuntimeError as exc:
+                out.append(str(exc))
+        return out
+
+    assert arun(main()) == [
+        "Task does not support set_result operation",
+        "Task does not support set_exception operation",
+    ]
+
+
+def test_states_results_and_private_state(arun: Any) -> None:
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+
+        async def ok() -> int:
+            await asyncio.sleep(0)
+            return 7
+
+        async def bad() -> None:
+            raise KeyError("k")
+
+        async def stuck() -> None:
+            await loop.create_future()
+
+        t_ok, t_bad, t_stuck = (loop.create_task(c()) for c in (ok, bad, stuck))
+        before = [t_ok._state, t_ok.done()]
+        with pytest.raises(asyncio.InvalidStateError):
+            t_ok.result()
+        with pytest.raises(asyncio.InvalidStateError):
+            t_ok.exception()
+        await asyncio.sleep(0)
+        waiter = t_stuck._fut_waiter
+        parked = [isinstance(waiter, asyncio.Future), waiter.done()]
+        t_stuck.cancel("stop it")
+        must = t_stuck._must_cancel  # the future took the cancel: nothing left to throw
+        await asyncio.gather(t_ok, t_bad, t_stuck, return_exceptions=True)
+        with pytest.raises(asyncio.CancelledError) as cancelled:
+            t_stuck.result()
+        return [
+            *before,
+            *parked,
+            must,
+            t_ok.result(),
+            t_ok._state,
+            t_ok._result,
+            type(t_bad.exception()).__name__,
+            t_bad._state,
+            type(t_bad._exception).__name__,
+            t_stuck.cancelled(),
+            t_stuck._state,
+            cancelled.value.args,
+            t_ok._fut_waiter,
+            t_ok.cancelling(),
+            t_stuck.cancelling(),
+        ]
+
+    assert arun(main()) == [
+        "PENDING",
+        False,
+        True,
+        False,
+        False,
+        7,
+        "FINISHED",
+        7,
+        "KeyError",
+        "FINISHED",
+        "KeyError",
+        True,
+        "CANCELLED",
+        ("stop it",),
+        None,
+        0,
+        1,
+    ]
+
+
+def test_get_coro_name_context_and_stack(arun: Any) -> None:
+    var: contextvars.ContextVar[int] = contextvars.ContextVar("var", default=0)
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        gate = loop.create_future()
+
+        async def child() -> int:
+            await gate
+            return var.get()
+
+        coro = child()
+        ctx = contextvars.copy_context()
+        ctx.run(var.set, 5)
+        task = loop.create_task(coro, name="the-child", context=ctx)
+        await asyncio.sleep(0)
+        stack = task.get_stack()
+        facts: list[Any] = [
+            task.get_coro() is coro,
+            task.get_name(),
+            # (CPython's Task has get_context from 3.12)
+            task.get_context() is ctx if hasattr(task, "get_context") else True,
+            [frame.f_code.co_name for frame in stack],
+            "the-child" in repr(task),
+        ]
+        task.set_name(42)
+        facts.append(task.get_name())
+        gate.set_result(None)
+        facts.append(await task)
+        facts.append(task.get_coro() is coro)
+        facts.append(task.get_stack())
+        return facts
+
+    assert arun(main()) == [True, "the-child", True, ["child"], True, "42", 5, True, []]
+
+
+def test_default_names_are_task_numbers(arun: Any) -> None:
+    async def main() -> bool:
+        task = asyncio.get_running_loop().create_task(asyncio.sleep(0))
+        await task
+        return task.get_name().startswith("Task-") and task.get_name()[5:].isdigit()
+
+    assert arun(main())
+
+
+# ---- cancellation as asyncio does it
+
+
+def test_cancelling_a_joiner_cancels_the_task_it_awaits(arun: Any) -> None:
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+
+        async def inner() -> None:
+            await loop.create_future()
+
+        async def outer(task: asyncio.Task[None]) -> None:
+            await task
+
+        inner_task = loop.create_task(inner())
+        outer_task = loop.create_task(outer(inner_task))
+        await asyncio.sleep(0)
+        waiting_on = outer_task._fut_waiter is inner_task
+        outer_task.cancel()
+        await asyncio.gather(outer_task, return_exceptions=True)
+        return [waiting_on, inner_task.cancelled(), outer_task.cancelled()]
+
+    assert arun(main()) == [True, True, True]
+
+
+def test_a_task_cancelled_as_it_returns_ends_cancelled(arun: Any) -> None:
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+
+        async def child() -> str:
+            asyncio.current_task().cancel()  # type: ignore[union-attr]
+            return "returned anyway"
+
+        task = loop.create_task(child())
+        await asyncio.gather(task, return_exceptions=True)
+        return [task.cancelled(), task.cancelling()]
+
+    assert arun(main()) == [True, 1]
+
+
+def test_bad_awaits_raise_asyncio_errors_in_the_task(arun: Any) -> None:
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        other_loop = asyncio.new_event_loop()
+        out = []
+
+        async def self_await() -> None:
+            await asyncio.current_task()  # type: ignore[misc]
+
+        async def foreign() -> None:
+            await other_loop.create_future()
+
+        class BadYield:
+            def __await__(self) -> Any:
+                yield "not a future"
+
+        async def bad_yield() -> None:
+            await BadYield()
+
+        try:
+            for body in (self_await, foreign, bad_yield):
+                task = loop.create_task(body())
+                try:
+                    await task
+                except RuntimeError as exc:
+                    out.append(str(exc).split(":")[0].split(" <")[0])
+        finally:
+            other_loop.close()
+        return out
+
+    assert arun(main()) == [
+        "Task cannot await on itself",
+        "Task",
+        "Task got bad yield",
+    ]
+
+
+# ---- eager tasks (3.12+)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks: 3.12+")
+@pytest.mark.parametrize("how", ["factory", "eager_start"])
+def test_eager_tasks_run_their_first_step_at_once(arun: Any, loop_name: str, how: str) -> None:
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        log: list[Any] = []
+
+        async def child(n: int) -> int:
+            log.append(("child starts", asyncio.current_task() is task_box[0] or "early"))
+            await asyncio.sleep(0)
+            log.append(("child resumes", asyncio.current_task() is task_box[0]))
+            return n
+
+        async def done_at_once() -> str:
+            return "no await"
+
+        task_box: list[Any] = [None]
+        if how == "factory":
+            loop.set_task_factory(asyncio.eager_task_factory)
+            task = loop.create_task(child(1))
+        else:
+            task = loop.create_task(child(1), eager_start=True)  # type: ignore[call-arg]
+        task_box[0] = task
+        made_by(loop_name, task) if how == "eager_start" else None
+        log.append(("after create", asyncio.current_task() is not task))
+        if how == "factory":
+            quick = loop.create_task(done_at_once())
+        else:
+            quick = loop.create_task(done_at_once(), eager_start=True)  # type: ignore[call-arg]
+        log.append(("quick done at once", quick.done(), quick.result()))
+        log.append(await task)
+        loop.set_task_factory(None)
+        return log
+
+    assert arun(main()) == [
+        ("child starts", "early"),
+        ("after create", True),
+        ("quick done at once", True, "no await"),
+        ("child resumes", True),
+        1,
+    ]
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.11 has no eager tasks")
+def test_eager_start_is_refused_before_3_12() -> None:
+    async def main() -> None:
+        coro = asyncio.sleep(0)
+        try:
+            asyncio.get_running_loop().create_task(coro, eager_start=True)  # type: ignore[call-arg]
+        finally:
+            coro.close()
+
+    with pytest.raises(TypeError, match="eager_start"):
+        rio.run(main())
+
+
+# ---- reports through the loop's exception handler
+
+
+def test_an_exception_never_retrieved_is_reported_to_the_loop(loop_factory: Any) -> None:
+    loop = loop_factory()
+    contexts: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
+
+    async def fails() -> None:
+        raise ValueError("never looked at")
+
+    async def main() -> None:
+        task = asyncio.get_running_loop().create_task(fails())
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert task.done()
+
+    try:
+        loop.run_until_complete(main())
+        gc.collect()
+    finally:
+        loop.close()
+    assert [(c["message"], type(c["exception"]).__name__) for c in contexts] == [
+        ("Task exception was never retrieved", "ValueError")
+    ]
+    assert isinstance(contexts[0]["future"], asyncio.Task)
+
+
+def test_log_traceback_false_silences_the_report(loop_factory: Any) -> None:
+    loop = loop_factory()
+    contexts: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
+
+    async def fails() -> None:
+        raise ValueError("silenced")
+
+    async def main() -> None:
+        task = asyncio.get_running_loop().create_task(fails())
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert task._log_traceback
+        task._log_traceback = False
+        assert not task._log_traceback
+
+    try:
+        loop.run_until_complete(main())
+        gc.collect()
+    finally:
+        loop.close()
+    assert contexts == []
+
+
+def test_closing_the_loop_reports_tasks_still_pending(loop_factory: Any) -> None:
+    loop = loop_factory()
+    contexts: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
+
+    async def stuck() -> None:
+        await asyncio.get_running_loop().create_future()
+
+    async def main() -> None:
+        asyncio.get_running_loop().create_task(stuck(), name="left-behind")
+        quiet = asyncio.get_running_loop().create_task(stuck())
+        quiet._log_destroy_pending = False
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    loop.close()
+    gc.collect()
+    assert [(c["message"], c["task"].get_name()) for c in contexts] == [
+        ("Task was destroyed but it is pending!", "left-behind")
+    ]
+
+
+def test_debug_mode_records_where_a_task_was_created(loop_factory: Any) -> None:
+    loop = loop_factory()
+    loop.set_debug(True)
+
+    async def main() -> Any:
+        task = asyncio.get_running_loop().create_task(asyncio.sleep(0))
+        await task
+        return task._source_traceback
+
+    try:
+        source = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert source[-1].name == "main"
+
+
+# ---- the switch back to CPython's Task
+
+
+def test_tasks_asyncio_restores_cpythons_task() -> None:
+    async def main() -> Any:
+        return type(asyncio.current_task())
+
+    assert rio.run(main(), tasks="asyncio") is asyncio.Task
+    assert rio.run(main(), tasks="rio") is RioTask
+    loop = rio.new_event_loop(tasks="asyncio")
+    try:
+        assert loop.task_kind == "asyncio"
+    finally:
+        loop.close()
+    with pytest.raises(ValueError, match="tasks must be"):
+        rio.new_event_loop(tasks="trio")  # type: ignore[arg-type]
+
+
+def test_the_environment_variable_restores_cpythons_task(tmp_path: Any) -> None:
+    script = (
+        "import asyncio, rio_rt\n"
+        "async def main():\n"
+        "    return type(asyncio.current_task()).__module__\n"
+        "print(rio_rt.run(main()), rio_rt.new_event_loop().task_kind)\n"
+    )
+    env = dict(os.environ, RIO_ASYNCIO_TASKS="1")
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["_asyncio", "asyncio"]
+
+
+def test_a_task_factory_with_an_asyncio_task_subclass_is_obeyed() -> None:
+    class MyTask(asyncio.Task):  # type: ignore[type-arg]
+        pass
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        loop.set_task_factory(lambda loop, coro, **kw: MyTask(coro, loop=loop, **kw))
+        task = loop.create_task(asyncio.sleep(0, "slept"), name="mine")
+        return [type(task), task.get_name(), await task]
+
+    assert rio.run(main()) == [MyTask, "mine", "slept"]
