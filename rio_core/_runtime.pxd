@@ -84,6 +84,7 @@ cdef class Task:
     cdef PyObject *live_prev
     cdef PyObject *live_next
     cdef object __weakref__
+    cdef dict __dict__              # attributes libraries set on tasks (made on first use)
     # Observability (rio_core._observe). parent_id: the id of the task that
     # spawned this one, 0 for none. An id, not a reference: no reference count
     # and no weakref per spawn (a weakref.ref cost ~1.5% on spawn_join); the
@@ -235,7 +236,8 @@ cdef class Runtime:
     cdef int64_t now_ns(self) noexcept
 
     @cython.final
-    cdef Task spawn_task(self, object coro, object name, object context=*, bint eager=*)
+    cdef Task spawn_task(self, object coro, object name, object context=*, bint eager=*,
+                         Task task=*)
 
     @cython.final
     cdef int step_eagerly(self, Task task) except -1
@@ -253,6 +255,7 @@ cdef class Runtime:
     cdef int step_woken(self, Task task) except -1
     cdef tuple throw_into(self, Task task)
     cdef object bad_future(self, Task task, object value)
+    cdef int cancel_waiter(self, Task task) except -1
     cdef object bad_yield(self, Task task, object value)
 
     @cython.final

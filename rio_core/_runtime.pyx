@@ -81,6 +81,9 @@ from rio_core._reactor cimport Reactor, fds_watched
 import sys
 from asyncio import CancelledError, InvalidStateError, Task as _AsyncioTask
 from asyncio import base_tasks as _base_tasks
+from asyncio.coroutines import iscoroutine as _aio_iscoroutine
+from asyncio.format_helpers import extract_stack as _extract_stack
+from types import GenericAlias as _GenericAlias
 from collections.abc import Coroutine as _AbcCoroutine
 from asyncio.events import _get_running_loop
 
@@ -308,13 +311,35 @@ cdef int report_unraisable(object info) except -1:
 cdef class Task:
     """A spawned coroutine. Await it to join: you get its result or its exception."""
 
-    def __cinit__(self):
+    def __cinit__(self, *args, **kwargs):
         if RIO_DEBUG_ENABLED:
             global live_tasks_count
             live_tasks_count += 1
 
-    def __init__(self):
-        raise TypeError("tasks are created with rio_rt.spawn()")
+    def __init__(self, coro, *, loop=None, name=None, context=None, eager_start=False):
+        """asyncio's constructor, ``Task(coro, *, loop=None, name=None,
+        context=None, eager_start=False)``, for code that builds tasks itself:
+        the task is spawned on ``loop`` (default: the running loop), which must
+        be a rio runtime. ``rio_rt.spawn`` and ``loop.create_task`` are the
+        usual ways."""
+        cdef Runtime rt
+        if self.loop_ is not None:
+            raise RuntimeError("this task is already initialized")
+        if loop is None:
+            loop = _get_running_loop()
+            if loop is None:
+                loop = current_runtime_or_none()
+        if not isinstance(loop, Runtime):
+            raise TypeError(
+                f"rio's Task runs on a rio loop or runtime, not on {type(loop).__name__}")
+        rt = <Runtime>loop
+        if rt.aio_tasks and loop.get_debug():
+            self.source_traceback = _extract_stack(sys._getframe())
+        # eager only while the loop runs (else queued, as asyncio does)
+        eager = bool(eager_start) and rio_get_current_runtime() == <void *>rt
+        rt.spawn_task(coro, name, context, eager, self)
+        if eager:
+            rt.step_eagerly(self)
 
     def __dealloc__(self):
         if RIO_DEBUG_ENABLED:
@@ -390,7 +415,7 @@ cdef class Task:
         """The return value; raises the task's exception, CancelledError, or
         InvalidStateError when it is not done."""
         if self.state != TASK_DONE:
-            raise InvalidStateError(f"{self.name} is not done")
+            raise InvalidStateError("Result is not set.")
         self.exception_retrieved = True
         if self.outcome == OUTCOME_RESULT:
             return self.result_value
@@ -402,7 +427,7 @@ cdef class Task:
         """The exception the task raised, or None; raises CancelledError or
         InvalidStateError."""
         if self.state != TASK_DONE:
-            raise InvalidStateError(f"{self.name} is not done")
+            raise InvalidStateError("Exception is not set.")
         if self.outcome == OUTCOME_CANCELLED:
             raise self._cancelled_error()
         self.exception_retrieved = True
@@ -423,6 +448,7 @@ cdef class Task:
         Inside a shielded cancel scope the request is counted and held back
         until the last shield exits."""
         if self.state == TASK_DONE:
+            self.exception_retrieved = True     # asyncio: _log_traceback = False
             return False
         if self.shield_depth > 0:
             self.cancel_requests += 1
@@ -494,6 +520,8 @@ cdef class Task:
 
     # ---- the asyncio Future side: asyncio code sees an asyncio.Task
 
+    __class_getitem__ = classmethod(_GenericAlias)
+
     @property
     def __class__(self):
         # isinstance() consults __class__ when the real type does not match:
@@ -537,7 +565,20 @@ cdef class Task:
 
     @property
     def _cancel_message(self):
+        """The message of the cancellation: the one cancel() was given, and once
+        the task is cancelled, the message of the CancelledError it ended with."""
+        if self.outcome == OUTCOME_CANCELLED:
+            exc = self.result_value
+            return exc.args[0] if isinstance(exc, BaseException) and exc.args else None
         return self.cancel_msg
+
+    @_cancel_message.setter
+    def _cancel_message(self, value):
+        self.cancel_msg = value
+
+    def _make_cancelled_error(self):
+        """The CancelledError to raise for this cancelled task (asyncio's name)."""
+        return self._cancelled_error()
 
     @property
     def _log_destroy_pending(self):
@@ -980,18 +1021,24 @@ cdef class Runtime:
     # ---- spawning and waking (runtime thread)
 
     cdef Task spawn_task(self, object coro, object name, object context=None,
-                         bint eager=False):
+                         bint eager=False, Task task=None):
         """A new task of this runtime, queued; ``eager``: not queued, the
-        caller steps it at once (step_eagerly)."""
-        cdef Task task
+        caller steps it at once (step_eagerly). ``task``: a Task object made
+        but not spawned yet (the Task(...) constructor)."""
         global next_task_id
-        if not PyCoro_CheckExact(coro) and not isinstance(coro, _AbcCoroutine):
+        if (not PyCoro_CheckExact(coro) and not isinstance(coro, _AbcCoroutine)
+                and not (self.aio_tasks and _aio_iscoroutine(coro))):
+            # (the asyncio door takes what asyncio takes: a generator-based
+            # coroutine such as ensure_future's wrapper of an awaitable)
+            if self.aio_tasks:
+                raise TypeError(f"a coroutine was expected, got {coro!r}")
             hint = ""
             if callable(coro):
                 hint = " (did you forget to call the async function?)"
             raise TypeError(
                 f"spawn() expects a coroutine, got {type(coro).__name__} {coro!r:.60}{hint}")
-        task = Task.__new__(Task)
+        if task is None:
+            task = Task.__new__(Task)
         task.rt = self
         task.loop_ = self
         task.coro = coro
@@ -1091,6 +1138,8 @@ cdef class Runtime:
         if status == PYGEN_NEXT:
             if value is PENDING_:
                 # parked in a leaf future, which keeps the waker
+                if task.must_cancel and task.fut_waiter is not None:
+                    self.cancel_waiter(task)
                 if transition_to_idle(task) == SUBMIT:
                     ring_push(&self.ready, task)
                 return 0
@@ -1103,6 +1152,8 @@ cdef class Runtime:
                         value._asyncio_future_blocking = False
                         value.add_done_callback(task.get_cx().waker._future_done)
                         task.fut_waiter = value
+                        if task.must_cancel:
+                            self.cancel_waiter(task)
                         if transition_to_idle(task) == SUBMIT:
                             ring_push(&self.ready, task)
                         return 0
@@ -1144,6 +1195,14 @@ cdef class Runtime:
             task.step_ns += rio_monotonic_ns() - started
         if self.after_poll_hook is not None:
             self.call_hook(self.after_poll_hook, task)
+        return 0
+
+    cdef int cancel_waiter(self, Task task) except -1:
+        """The task was cancelled while it ran, then parked on a future or
+        task: cancel that instead, as asyncio's Task does (the cancellation
+        then arrives through it)."""
+        if task.fut_waiter.cancel(task.cancel_msg):
+            task.must_cancel = False
         return 0
 
     cdef object bad_future(self, Task task, object value):

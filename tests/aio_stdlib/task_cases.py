@@ -117,10 +117,15 @@ Task_Tests = case(
 Task_PyFuture_Tests = case(
     "Task_PyFuture_Tests", test_tasks.BaseTaskTests, Task=TASK, Future=futures._PyFuture
 )
-# CTask_CFuture_SubclassTests: Task and Future subclassed in Python
-Task_SubclassTests = test_tasks.add_subclass_tests(
-    case("Task_SubclassTests", test_tasks.BaseTaskTests, Task=TASK, Future=C_FUTURE)
-)
+# CTask_CFuture_SubclassTests: Task and Future subclassed in Python (not built
+# for a Task class that cannot be subclassed: rio's Task is final; its tests
+# then show as missing in the comparison)
+try:
+    Task_SubclassTests = test_tasks.add_subclass_tests(
+        case("Task_SubclassTests", test_tasks.BaseTaskTests, Task=TASK, Future=C_FUTURE)
+    )
+except TypeError:
+    pass
 
 
 def _new_task(self: Any, coro: Any) -> Any:
