@@ -52,11 +52,11 @@ the step:
 
 Rejected: queueing what a busy poll reports behind the batch's entries, to
 run in the next tick (asyncio's order, and rio's before). Every I/O hop then
-costs two ticks instead of one; the ticks get fewer and fuller, and code that
-reacts to a whole batch at once does more work: httpx against uvicorn in one
-loop ran 30% more ticks, and httpcore's pool, which offers every request that
-arrives in one batch the same idle connection, retried 20% more requests, for
-0.88x uvloop's throughput (benchmarks/README.md, ``aio_httpx``).
+costs two ticks instead of one, and code whose work depends on how steps
+interleave does more of it: httpx against uvicorn in one loop ran 33% more
+ticks, and httpcore's pool (which offers every queued request the first idle
+connection, claimed only a step later) retried 37% more requests, for 0.88x
+uvloop's throughput (benchmarks/README.md, ``aio_httpx``).
 
 Task stepping resumes the coroutine with ``PyIter_Send`` inside the task's
 ``contextvars`` context (PyContext_Enter/Exit: no Context.run call, no bound
