@@ -1,14 +1,17 @@
-"""The asyncio door: the same asyncio programs on stdlib asyncio, uvloop and rio's loop.
+"""The asyncio door: the same asyncio programs on stdlib asyncio, uvloop, rloop and rio's loop.
 
-Every body is one asyncio program taking a loop factory, so the three columns run
+Every body is one asyncio program taking a loop factory, so the four columns run
 identical code: ``rio-loop`` is ``rio_rt.new_event_loop``, ``asyncio`` a fresh
-``asyncio.SelectorEventLoop`` and ``uvloop`` ``uvloop.new_event_loop``. There is no
-floor column: asyncio code has no loop-free equivalent.
+``asyncio.SelectorEventLoop``, ``uvloop`` ``uvloop.new_event_loop`` and ``rloop``
+``rloop.new_event_loop``. There is no floor column: asyncio code has no loop-free
+equivalent.
 
 Workloads (names start with ``aio_``): call_soon chains, an ``asyncio.sleep(0)``
 loop, future ping-pong, create_task + gather, call_later + cancel churn, many
 concurrent ``asyncio.sleep``, an ``asyncio.Queue`` producer/consumer, TCP echo
-through protocols and through streams, and bulk TCP through protocols.
+through protocols and through streams, bulk TCP through protocols, and a real
+HTTP stack: httpx's ``AsyncClient`` (on anyio) against uvicorn + Starlette served
+in the same loop.
 """
 
 from __future__ import annotations
@@ -18,15 +21,26 @@ import functools
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from workloads import Body, Columns, Workload, expect, register, rio, uvloop
+from workloads import (
+    MISSING_WORKLOADS,
+    Body,
+    Columns,
+    Workload,
+    expect,
+    register,
+    rio,
+    rloop,
+    uvloop,
+)
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 
 AIO = Columns(
-    ("rio-loop", "asyncio", "uvloop"),
+    ("rio-loop", "asyncio", "uvloop", "rloop"),
     (
         ("rio-loop vs asyncio", "rio-loop", "asyncio"),
         ("rio-loop vs uvloop", "rio-loop", "uvloop"),
+        ("rio-loop vs rloop", "rio-loop", "rloop"),
         ("uvloop vs asyncio", "uvloop", "asyncio"),
     ),
     gated="rio-loop vs asyncio",
@@ -38,6 +52,7 @@ def _factories() -> dict[str, LoopFactory]:
         "rio-loop": lambda: rio.new_event_loop(),
         "asyncio": asyncio.SelectorEventLoop,
         "uvloop": lambda: uvloop.new_event_loop(),
+        "rloop": lambda: rloop.new_event_loop(),
     }
 
 
@@ -319,6 +334,98 @@ def bulk_protocols(factory: LoopFactory) -> None:
     expect("bytes received", _run(factory, main), BULK_CHUNK * BULK_CHUNKS)
 
 
+# -- a real HTTP stack ----------------------------------------------------------------
+
+HTTP_REQUESTS, HTTP_CONCURRENCY = 1_000, 20
+HTTP_BOUND_S = 60.0  # a lost wake-up fails the body instead of hanging the run
+
+
+def _http_libraries() -> tuple[Any, str]:
+    """(httpx, anyio, uvicorn, starlette) as a namespace, or None and why not."""
+    try:
+        import anyio
+        import httpx
+        import starlette.applications
+        import starlette.responses
+        import starlette.routing
+        import uvicorn
+    except Exception as exc:  # reported in the header, not hidden
+        return None, f"{type(exc).__name__}: {exc}"
+    return (anyio, httpx, uvicorn, starlette), ""
+
+
+def httpx_uvicorn(factory: LoopFactory) -> None:
+    """httpx's AsyncClient (anyio's asyncio backend) makes HTTP_REQUESTS GETs, at most
+    HTTP_CONCURRENCY at a time (an anyio CapacityLimiter, one task per request in an
+    anyio task group), to uvicorn (h11) + Starlette served on the same loop."""
+    (anyio, httpx, uvicorn, starlette), _ = _http_libraries()
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    async def item(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(f"item {request.path_params['i']}")
+
+    app = Starlette(routes=[Route("/item/{i:int}", item)])
+
+    async def main() -> tuple[int, int, int, int]:
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            http="h11",
+            lifespan="off",
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+        )
+        config.load()
+        server = uvicorn.Server(config)
+        # Server.serve() would install signal handlers and poll should_exit every
+        # 0.1 s, and its shutdown() sleeps 0.1 s: start and stop the listener here.
+        server.lifespan = config.lifespan_class(config)
+        async with asyncio.timeout(HTTP_BOUND_S):
+            await server.startup()
+            port = server.servers[0].sockets[0].getsockname()[1]
+            limiter = anyio.CapacityLimiter(HTTP_CONCURRENCY)
+            right = in_flight = peak = 0
+
+            async def get(client: Any, i: int) -> None:
+                nonlocal right, in_flight, peak
+                async with limiter:
+                    in_flight += 1
+                    peak = max(peak, in_flight)
+                    response = await client.get(f"/item/{i}")
+                    in_flight -= 1
+                if response.status_code == 200 and response.text == f"item {i}":
+                    right += 1
+
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                async with anyio.create_task_group() as group:
+                    for i in range(HTTP_REQUESTS):
+                        group.start_soon(get, client, i)
+            # The client has closed its connections. Shut the server's side down as
+            # uvicorn's shutdown() does (on rloop 0.5 the server does not see those
+            # closes: its connections would wait for the 5 s keep-alive timeout),
+            # wait until they are gone, then close the listener.
+            state = server.server_state
+            for connection in list(state.connections):
+                connection.shutdown()
+            while state.connections or state.tasks:
+                await asyncio.sleep(0.001)
+            for listener in server.servers:
+                listener.close()
+                await listener.wait_closed()
+        return right, state.total_requests, peak, len(state.connections)
+
+    right, served, peak, left_open = _run(factory, main)
+    expect("right responses", right, HTTP_REQUESTS)
+    expect("requests the server counted", served, HTTP_REQUESTS)
+    expect("peak requests in flight", peak, HTTP_CONCURRENCY)
+    expect("server connections left open", left_open, 0)
+
+
 _register(
     "aio_call_soon",
     f"a chain of {CALL_SOON_N} call_soon callbacks",
@@ -379,3 +486,15 @@ _register(
     {"chunks": BULK_CHUNKS, "chunk_bytes": BULK_CHUNK},
     bulk_protocols,
 )
+
+_, _http_missing = _http_libraries()
+if _http_missing:  # the `bench` extra installs them; say why the workload is missing
+    MISSING_WORKLOADS["aio_httpx"] = _http_missing
+else:
+    _register(
+        "aio_httpx",
+        f"httpx AsyncClient: {HTTP_REQUESTS} GETs, {HTTP_CONCURRENCY} at a time, "
+        "to uvicorn (h11) + Starlette on the same loop",
+        {"requests": HTTP_REQUESTS, "concurrency": HTTP_CONCURRENCY},
+        httpx_uvicorn,
+    )

@@ -34,12 +34,14 @@ import aio_workloads  # noqa: F401  (registers the asyncio-door workloads)
 import net_workloads  # noqa: F401  (registers the TCP workloads)
 import sync_workloads  # noqa: F401  (registers the channel, lock and semaphore workloads)
 from workloads import (
+    MISSING_WORKLOADS,
     UNAVAILABLE,
     WORKLOADS,
     Columns,
     Workload,
     WrongResult,
     rio,
+    rloop,
     trio,
     unavailable,
     uvloop,
@@ -152,10 +154,14 @@ def environment() -> dict[str, str]:
             env["rio reactor"] = f"unknown: {type(exc).__name__}: {exc}"
     if uvloop is not None:
         env["uvloop"] = uvloop.__version__
+    if rloop is not None:
+        env["rloop"] = getattr(rloop, "__version__", "?")
     if trio is not None:
         env["trio"] = trio.__version__
     for runner, why in UNAVAILABLE.items():
         env[f"{runner} skipped (its cells stay empty)"] = why
+    for name, why in MISSING_WORKLOADS.items():
+        env[f"workload {name} not registered"] = why
     return env
 
 
@@ -300,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     if repeats < 1:
         parser.error("--repeat must be at least 1")
     names = [n for arg in args.only or [] for n in arg.split(",") if n] or list(WORKLOADS)
+    missing = [f"{n} ({MISSING_WORKLOADS[n]})" for n in names if n in MISSING_WORKLOADS]
+    if missing:
+        parser.error(f"workload(s) not registered here: {', '.join(missing)}")
     unknown = [n for n in names if n not in WORKLOADS]
     if unknown:
         parser.error(f"unknown workload(s) {unknown}; available: {', '.join(WORKLOADS)}")

@@ -83,17 +83,28 @@ def _import_optional(name: str) -> tuple[ModuleType | None, str]:
 
 rio: Any
 uvloop: Any
+rloop: Any
 trio: Any
 rio, _rio_missing = _import_optional("rio_rt")
 uvloop, _uvloop_missing = _import_optional("uvloop")
+rloop, _rloop_missing = _import_optional("rloop")  # only aio_workloads.py runs it
 trio, _trio_missing = _import_optional("trio")  # only sync_workloads.py runs it
 
 # backend name -> why it cannot run in this process
 UNAVAILABLE: dict[str, str] = {
     name: why
-    for name, why in (("rio", _rio_missing), ("uvloop", _uvloop_missing), ("trio", _trio_missing))
+    for name, why in (
+        ("rio", _rio_missing),
+        ("uvloop", _uvloop_missing),
+        ("rloop", _rloop_missing),
+        ("trio", _trio_missing),
+    )
     if why
 }
+
+
+# workload name -> why it is not registered here (a library it needs does not import)
+MISSING_WORKLOADS: dict[str, str] = {}
 
 
 def unavailable(runner: str) -> str:
