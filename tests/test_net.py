@@ -503,7 +503,7 @@ def test_cancel_after_the_reactor_fired_loses_no_data_and_no_interest():
             async def read(me: int) -> bytes:
                 data = await servers[me].read()
                 other = readers[1 - me]
-                state = other._state  # woken by the same poll: queued, not yet run
+                state = other._sched_state  # woken by the same poll: queued, not yet run
                 seen.append((me, data, state, other.cancel()))
                 return data
 
