@@ -80,6 +80,7 @@ cdef class Task:
     cdef bint future_blocking
     cdef object source_traceback    # debug mode: where it was created
     cdef bint quiet_destroy         # asyncio's _log_destroy_pending = False
+    cdef bint cancelled_exc_taken   # _cancelled_error() gave out the task's own CancelledError
     # Intrusive list of live tasks, owned by the runtime (one reference).
     cdef PyObject *live_prev
     cdef PyObject *live_next

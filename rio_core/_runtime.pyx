@@ -450,11 +450,14 @@ cdef class Task:
         return None
 
     def _cancelled_error(self):
-        exc = self.result_value
-        msg = exc.args[0] if isinstance(exc, BaseException) and exc.args else None
-        err = CancelledError() if msg is None else CancelledError(msg)
-        err.__context__ = exc
-        return err
+        """What result(), exception() and ``await`` raise for a cancelled task,
+        as asyncio does: the first time the CancelledError the task ended
+        with, then a new one with the cancel message (None once the
+        coroutine itself raised CancelledError)."""
+        if not self.cancelled_exc_taken and isinstance(self.result_value, BaseException):
+            self.cancelled_exc_taken = True
+            return self.result_value
+        return CancelledError() if self.cancel_msg is None else CancelledError(self.cancel_msg)
 
     def cancel(self, msg=None):
         """Ask the task to stop: CancelledError is raised at its current await
@@ -579,11 +582,9 @@ cdef class Task:
 
     @property
     def _cancel_message(self):
-        """The message of the cancellation: the one cancel() was given, and once
-        the task is cancelled, the message of the CancelledError it ended with."""
-        if self.outcome == OUTCOME_CANCELLED:
-            exc = self.result_value
-            return exc.args[0] if isinstance(exc, BaseException) and exc.args else None
+        """The message cancel() was given (None once the coroutine itself
+        raised CancelledError: asyncio's Task then cancels its Future side
+        without one)."""
         return self.cancel_msg
 
     @_cancel_message.setter
@@ -1185,6 +1186,7 @@ cdef class Runtime:
                     *(() if task.cancel_msg is None else (task.cancel_msg,))))
             return self.finish(task, OUTCOME_RESULT, value)
         if isinstance(value, CancelledError):
+            task.cancel_msg = None
             return self.finish(task, OUTCOME_CANCELLED, value)
         if isinstance(value, (KeyboardInterrupt, SystemExit)):
             self.pending_base_exc = value
