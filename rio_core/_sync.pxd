@@ -1,4 +1,6 @@
 # cython: language_level=3
+from cpython.object cimport PyObject
+
 from rio_core._runtime cimport Task, Runtime
 from rio_core._future cimport Future
 
@@ -34,6 +36,7 @@ cdef class Primitive:
     cdef object bound
     cdef Py_ssize_t parked          # tasks (not threads) parked in this primitive's queues
     cdef int attempt(self, Waiter waiter) except -1
+    cdef object try_now(self, Waiter waiter)
     cdef int reclaim(self, Waiter waiter) except -1
     cdef int left(self, Waiter waiter) except -1
     cdef int release_for(self, Waiter waiter) except -1
@@ -87,6 +90,8 @@ cdef class Waiter:
 
 
 cdef Waiter make_waiter(Primitive owner, Op op)
+cdef Waiter reuse_waiter(PyObject *spare, Primitive owner, Op op)
+cdef object NOT_NOW                 # try_now(): the operation cannot complete at once
 cdef object current_holder()
 
 
