@@ -1,7 +1,8 @@
 # cython: language_level=3
 from cpython.object cimport PyObject
+from cpython.ref cimport _Py_REFCNT
 
-from rio_core._runtime cimport Task, Runtime
+from rio_core._runtime cimport Task, Runtime, rio_debug_check
 from rio_core._future cimport Future
 
 
@@ -90,8 +91,30 @@ cdef class Waiter:
 
 
 cdef Waiter make_waiter(Primitive owner, Op op)
-cdef Waiter reuse_waiter(PyObject *spare, Primitive owner, Op op)
 cdef object NOT_NOW                 # try_now(): the operation cannot complete at once
+
+
+cdef inline Waiter reuse_waiter(PyObject *spare, Primitive owner, Op op):
+    """A NEW waiter for ``op`` on ``owner``: ``spare`` (borrowed: the last
+    waiter the caller made, or None) made new again when the caller's
+    reference is the only one left (its await finished or was dropped; a
+    queue, a task or user code still holding it keeps it), else a new one."""
+    cdef Waiter waiter
+    if spare == <PyObject *>None or _Py_REFCNT(spare) != 1:
+        return make_waiter(owner, op)
+    waiter = <Waiter>spare
+    rio_debug_check(waiter.queue is None and waiter.owner is owner and waiter.op == op,
+                    "reuse_waiter: a spare of another operation")
+    waiter.state = WAITER_NEW
+    waiter.wake_kind = WAKE_NONE
+    waiter.for_anext = False
+    if waiter.item is not None:
+        waiter.item = None
+    if waiter.error is not None:
+        waiter.error = None
+    if waiter.wake_target is not None:
+        waiter.wake_target = None
+    return waiter
 cdef object current_holder()
 
 

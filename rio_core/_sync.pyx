@@ -43,7 +43,6 @@ fast path: no queue, no wake) or parks it at the back of a ``WaitQueue``.
 
 cimport cython
 from cpython.object cimport PyObject
-from cpython.ref cimport _Py_REFCNT
 
 from asyncio import CancelledError, InvalidStateError
 from asyncio.events import _get_running_loop
@@ -227,30 +226,6 @@ cdef class _NotNow:
 
 
 cdef object NOT_NOW = _NotNow()
-
-
-cdef Waiter reuse_waiter(PyObject *spare, Primitive owner, Op op):
-    """A NEW waiter for ``op`` on ``owner``: ``spare`` (borrowed: a waiter the
-    caller keeps, or None) made new again when the caller's reference is the
-    only one left (its await finished or was dropped; a queue, a task or user
-    code that still holds it keeps it), else a new one."""
-    cdef Waiter waiter
-    if spare == <PyObject *>None or _Py_REFCNT(spare) != 1:
-        return make_waiter(owner, op)
-    waiter = <Waiter>spare
-    if RIO_DEBUG_ENABLED:
-        assert waiter.queue is None and waiter.owner is owner and waiter.op == op, \
-            "reuse_waiter: a spare of another operation"
-    waiter.state = WAITER_NEW
-    waiter.wake_kind = WAKE_NONE
-    waiter.for_anext = False
-    if waiter.item is not None:
-        waiter.item = None
-    if waiter.error is not None:
-        waiter.error = None
-    if waiter.wake_target is not None:
-        waiter.wake_target = None
-    return waiter
 
 
 @cython.final
