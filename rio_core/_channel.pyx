@@ -19,7 +19,9 @@ Design note
 - **The fast path.** While no task is parked on the channel, a send with
   room (nobody queued before it) and a recv with an item buffered complete in
   ``try_now``, on their first poll: a ring push or pop, no wake and, as each
-  handle reuses its last waiter, no allocation.
+  handle reuses its last waiter, no allocation. Operations stay lazy: a send
+  never awaited sends nothing (the handle's spare waiter holds its item until
+  the handle's next operation or ``close()``).
 - **Cancel-safe receive.** A receiver that was handed an item but cancelled
   before it ran passes the item to the next waiting receiver, or back to the
   front of the buffer: nothing is lost, nothing reordered.
@@ -294,6 +296,7 @@ cdef class Sender:
 
     def close(self):
         """Close this handle (idempotent)."""
+        self.spare = None
         if not self.closed:
             self.closed = True
             self.channel.close_sender()
@@ -373,6 +376,7 @@ cdef class Receiver:
 
     def close(self):
         """Close this handle (idempotent)."""
+        self.spare = None
         if not self.closed:
             self.closed = True
             self.channel.close_receiver()
