@@ -115,6 +115,8 @@ cdef inline Waiter reuse_waiter(PyObject *spare, Primitive owner, Op op):
     if waiter.wake_target is not None:
         waiter.wake_target = None
     return waiter
+
+
 cdef object current_holder()
 
 
