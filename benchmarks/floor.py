@@ -156,3 +156,64 @@ class FloorLoop:
         if not main_task.done:
             raise RuntimeError("floor loop ran out of work before the main coroutine finished")
         return main_task.result  # type: ignore[return-value]
+
+
+def floor_channel(items: int, capacity: int) -> tuple[int, int]:
+    """The floor of the ``channel`` workload: a producer passes ``items`` ints to a consumer
+    through a ``deque`` bounded at ``capacity``, batched as rio's channel batches them.
+
+    The producer appends until the buffer is full, then parks (waking the consumer if it
+    is parked); the consumer drains the buffer, then parks (waking the producer if it is
+    parked); it returns (count, sum) once the producer is done and the buffer empty. Two
+    coroutines, a bare ``coro.send(None)`` loop, the buffer and two flags: the channel's
+    logic written inline, with no call, await or object per item; what is left is
+    CPython's own per-item work (the loops, the ints, the deque).
+    """
+    buffer: deque[int] = deque()
+    ready: deque[Coroutine[Any, Any, Any]] = deque()
+    producer_parked = consumer_parked = producer_done = False
+
+    async def produce() -> None:
+        nonlocal producer_parked, consumer_parked, producer_done
+        append = buffer.append
+        for i in range(items):
+            if len(buffer) >= capacity:
+                producer_parked = True
+                if consumer_parked:
+                    consumer_parked = False
+                    ready.append(consumer)
+                await bare_yield()  # parked: the consumer puts us back on `ready`
+            append(i)
+        producer_done = True
+        if consumer_parked:
+            consumer_parked = False
+            ready.append(consumer)
+
+    async def consume() -> tuple[int, int]:
+        nonlocal producer_parked, consumer_parked
+        popleft = buffer.popleft
+        count = total = 0
+        while True:
+            while buffer:
+                item = popleft()
+                count += 1
+                total += item
+            if producer_done:
+                return count, total
+            if producer_parked:
+                producer_parked = False
+                ready.append(producer)
+            consumer_parked = True
+            await bare_yield()  # parked: the producer puts us back on `ready`
+
+    producer, consumer = produce(), consume()
+    ready.extend((producer, consumer))
+    result: tuple[int, int] = (0, 0)
+    while ready:
+        coro = ready.popleft()
+        try:
+            coro.send(None)
+        except StopIteration as stop:
+            if coro is consumer:
+                result = stop.value
+    return result

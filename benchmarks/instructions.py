@@ -34,6 +34,7 @@ def body_main(name: str, runner: str, runs: int) -> None:
     sys.path.insert(0, str(HERE))
     import aio_workloads  # noqa: F401  (registers the asyncio-door workloads)
     import net_workloads  # noqa: F401  (registers the TCP workloads)
+    import sync_workloads  # noqa: F401  (registers the channel, lock and semaphore workloads)
     from workloads import WORKLOADS
 
     body = WORKLOADS[name].bodies[runner]

@@ -1,13 +1,16 @@
 """Synchronisation workloads: rio's channels, Lock and Semaphore vs asyncio's and trio's.
 
-Two tables:
+Three tables:
 
-- `SYNC` (``channel``, ``lock``, ``semaphore_fanout``): native rio tasks
-  (``rio_rt.block_on``, ``rio_rt.spawn``) using ``rio_rt.channel`` / ``Lock`` /
-  ``Semaphore``, against the asyncio primitives (``asyncio.Queue``, ``Lock``,
-  ``Semaphore``) on a stdlib `asyncio.SelectorEventLoop` and on uvloop, and against
-  trio's (``trio.open_memory_channel``, ``trio.Lock``, ``trio.Semaphore``) under
+- `SYNC` (``lock``, ``semaphore_fanout``): native rio tasks (``rio_rt.block_on``,
+  ``rio_rt.spawn``) using ``rio_rt.Lock`` / ``Semaphore``, against the asyncio
+  primitives (``asyncio.Lock``, ``Semaphore``) on a stdlib `asyncio.SelectorEventLoop`
+  and on uvloop, and against trio's (``trio.Lock``, ``trio.Semaphore``) under
   ``trio.run``. The ``trio`` column stays empty when trio does not import.
+- `CHANNEL` (``channel``): the same for ``rio_rt.channel`` / ``asyncio.Queue`` /
+  ``trio.open_memory_channel``, plus ``asyncio.Queue`` on rloop (empty when rloop does
+  not import) and the floor (`floor.floor_channel`: the channel's logic inline in two
+  coroutines driven by a bare ``coro.send`` loop).
 - `AIO_SYNC` (``aio_channel``): the same rio channel used from asyncio tasks on rio's
   loop (``rio_rt.run``), against ``asyncio.Queue`` on the stdlib loop, on uvloop, and on
   rio's loop (``rio-loop-queue``: what switching from asyncio.Queue to the rio channel
@@ -24,6 +27,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from floor import floor_channel
 from workloads import (
     Body,
     Columns,
@@ -33,6 +37,7 @@ from workloads import (
     register,
     rio,
     run_rio,
+    run_rloop,
     trio,
 )
 
@@ -42,6 +47,19 @@ SYNC = Columns(
         ("rio vs asyncio", "rio", "asyncio"),
         ("rio vs uvloop", "rio", "uvloop"),
         ("rio vs trio", "rio", "trio"),
+    ),
+    gated="rio vs asyncio",
+)
+
+CHANNEL = Columns(
+    runners=("rio", "asyncio", "uvloop", "rloop", "trio", "floor"),
+    ratios=(
+        ("rio vs asyncio", "rio", "asyncio"),
+        ("rio vs uvloop", "rio", "uvloop"),
+        ("rio vs rloop", "rio", "rloop"),
+        ("rio vs trio", "rio", "trio"),
+        ("floor vs asyncio", "floor", "asyncio"),
+        ("rio vs floor", "rio", "floor"),
     ),
     gated="rio vs asyncio",
 )
@@ -121,6 +139,10 @@ def channel_rio() -> None:
 
 def channel_asyncio(run: Callable[..., Any]) -> None:
     _channel_check(run(lambda: _asyncio_queue(CHANNEL_ITEMS)), CHANNEL_ITEMS)
+
+
+def channel_floor() -> None:
+    _channel_check(floor_channel(CHANNEL_ITEMS, CAPACITY), CHANNEL_ITEMS)
 
 
 def channel_trio() -> None:
@@ -323,8 +345,12 @@ register(
         f"1 producer -> 1 consumer, {CHANNEL_ITEMS} items through a bounded channel of "
         f"{CAPACITY} (rio.channel / asyncio.Queue / trio.open_memory_channel)",
         {"items": CHANNEL_ITEMS, "capacity": CAPACITY},
-        _sync_bodies(channel_rio, channel_asyncio, channel_trio),
-        columns=SYNC,
+        {
+            **_sync_bodies(channel_rio, channel_asyncio, channel_trio),
+            "rloop": lambda: channel_asyncio(run_rloop),
+            "floor": channel_floor,
+        },
+        columns=CHANNEL,
     )
 )
 register(

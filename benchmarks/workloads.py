@@ -16,7 +16,8 @@ leaves that cell empty.
 The runners above and their ratios are the default `Columns` (`CORE`). A workload
 whose job needs other runners declares its own `Columns`: the TCP workloads in
 `net_workloads.py` compare rio with asyncio streams, asyncio protocols and uvloop;
-the synchronisation workloads in `sync_workloads.py` add a ``trio`` runner (`trio.run`).
+the synchronisation workloads in `sync_workloads.py` add a ``trio`` runner (`trio.run`),
+and their ``channel`` an ``rloop`` runner (asyncio code on `rloop.new_event_loop()`).
 Workloads sharing `Columns` share one table in the report.
 
 To add a workload: write its bodies and call `register(Workload(...))` at the
@@ -87,7 +88,7 @@ rloop: Any
 trio: Any
 rio, _rio_missing = _import_optional("rio_rt")
 uvloop, _uvloop_missing = _import_optional("uvloop")
-rloop, _rloop_missing = _import_optional("rloop")  # only aio_workloads.py runs it
+rloop, _rloop_missing = _import_optional("rloop")  # aio_workloads.py and the channel run it
 trio, _trio_missing = _import_optional("trio")  # only sync_workloads.py runs it
 
 # backend name -> why it cannot run in this process
@@ -158,6 +159,11 @@ def run_asyncio(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 def run_uvloop(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop, debug=False) as runner:
+        return runner.run(main())
+
+
+def run_rloop(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    with asyncio.Runner(loop_factory=rloop.new_event_loop, debug=False) as runner:
         return runner.run(main())
 
 

@@ -31,12 +31,14 @@ cdef class Channel(Primitive):
 cdef class Sender:
     cdef Channel channel
     cdef bint closed
+    cdef Waiter spare               # the last send's waiter, reused (rio_core._sync.reuse_waiter)
     cdef int check_open(self) except -1
 
 
 cdef class Receiver:
     cdef Channel channel
     cdef bint closed
+    cdef Waiter spare               # the last recv's waiter, reused
     cdef int check_open(self) except -1
 
 

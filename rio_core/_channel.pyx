@@ -16,6 +16,12 @@ Design note
   sender and its item never enters the channel (a cancelled send sends
   nothing), and FIFO order among senders holds. Capacity 0 is a rendezvous:
   the only room is a waiting receiver.
+- **The fast path.** While no task is parked on the channel, a send with
+  room (nobody queued before it) and a recv with an item buffered complete in
+  ``try_now``, on their first poll: a ring push or pop, no wake and, as each
+  handle reuses its last waiter, no allocation. Operations stay lazy: a send
+  never awaited sends nothing (the handle's spare waiter holds its item until
+  the handle's next operation or ``close()``).
 - **Cancel-safe receive.** A receiver that was handed an item but cancelled
   before it ran passes the item to the next waiting receiver, or back to the
   front of the buffer: nothing is lost, nothing reordered.
@@ -29,13 +35,14 @@ Design note
 """
 
 cimport cython
+from cpython.object cimport PyObject
 from cpython.ref cimport Py_DECREF
 
 from rio_core._queue cimport ring_init, ring_push, ring_push_front, ring_pop, ring_clear
 from rio_core._runtime cimport current_runtime_or_none
 from rio_core._sync cimport (
-    Primitive, WaitQueue, Waiter, make_waiter, WAITER_NEW, WAITER_GRANTED, WAITER_CLOSED,
-    OP_SEND, OP_RECV,
+    Primitive, WaitQueue, Waiter, make_waiter, reuse_waiter, NOT_NOW,
+    WAITER_NEW, WAITER_GRANTED, WAITER_CLOSED, WAITER_DONE, OP_SEND, OP_RECV,
 )
 from rio_core._sync import ChannelClosed
 
@@ -161,6 +168,27 @@ cdef class Channel(Primitive):
             self.pump()             # a rendezvous sender may come in now
         return 0
 
+    cdef object try_now(self, Waiter waiter):
+        # attempt()'s outcomes that need no queue and wake nobody but parked
+        # threads (no task is parked here)
+        cdef object item
+        if waiter.op == OP_SEND:
+            if (self.receivers == 0 or self.send_waiters.count != 0
+                    or self.recv_waiters.count != 0 or not self.has_room()):
+                return NOT_NOW
+            item = waiter.item
+            waiter.item = None
+            waiter.state = WAITER_DONE
+            ring_push(&self.buffer, item)
+            return None
+        if self.buffer.count == 0:
+            return NOT_NOW
+        waiter.state = WAITER_DONE
+        item = self.take()
+        if self.send_waiters.head is not None:
+            self.pump()
+        return item
+
     cdef object complete(self, Waiter waiter):
         cdef object item
         if waiter.op == OP_SEND and waiter.granted is RESERVED:
@@ -234,7 +262,8 @@ cdef class Sender:
         when every receiver is closed. Cancel-safe: a cancelled send sends nothing."""
         cdef Waiter waiter
         self.check_open()
-        waiter = make_waiter(self.channel, OP_SEND)
+        waiter = reuse_waiter(<PyObject *>self.spare, self.channel, OP_SEND)
+        self.spare = waiter
         waiter.item = item
         return waiter
 
@@ -267,6 +296,7 @@ cdef class Sender:
 
     def close(self):
         """Close this handle (idempotent)."""
+        self.spare = None
         if not self.closed:
             self.closed = True
             self.channel.close_sender()
@@ -313,8 +343,11 @@ cdef class Receiver:
         """The next item, waiting for one; ChannelClosed once every sender is
         closed and everything sent was received. Cancel-safe: a cancelled recv
         takes nothing."""
+        cdef Waiter waiter
         self.check_open()
-        return make_waiter(self.channel, OP_RECV)
+        waiter = reuse_waiter(<PyObject *>self.spare, self.channel, OP_RECV)
+        self.spare = waiter
+        return waiter
 
     def try_recv(self):
         """The next item now; WouldBlock when empty, ChannelClosed at the end."""
@@ -343,6 +376,7 @@ cdef class Receiver:
 
     def close(self):
         """Close this handle (idempotent)."""
+        self.spare = None
         if not self.closed:
             self.closed = True
             self.channel.close_receiver()
@@ -357,7 +391,8 @@ cdef class Receiver:
         cdef Waiter waiter
         if self.closed:
             raise StopAsyncIteration
-        waiter = make_waiter(self.channel, OP_RECV)
+        waiter = reuse_waiter(<PyObject *>self.spare, self.channel, OP_RECV)
+        self.spare = waiter
         waiter.for_anext = True
         return waiter
 

@@ -1,5 +1,8 @@
 # cython: language_level=3
-from rio_core._runtime cimport Task, Runtime
+from cpython.object cimport PyObject
+from cpython.ref cimport _Py_REFCNT
+
+from rio_core._runtime cimport Task, Runtime, rio_debug_check
 from rio_core._future cimport Future
 
 
@@ -34,6 +37,7 @@ cdef class Primitive:
     cdef object bound
     cdef Py_ssize_t parked          # tasks (not threads) parked in this primitive's queues
     cdef int attempt(self, Waiter waiter) except -1
+    cdef object try_now(self, Waiter waiter)
     cdef int reclaim(self, Waiter waiter) except -1
     cdef int left(self, Waiter waiter) except -1
     cdef int release_for(self, Waiter waiter) except -1
@@ -87,6 +91,32 @@ cdef class Waiter:
 
 
 cdef Waiter make_waiter(Primitive owner, Op op)
+cdef object NOT_NOW                 # try_now(): the operation cannot complete at once
+
+
+cdef inline Waiter reuse_waiter(PyObject *spare, Primitive owner, Op op):
+    """A NEW waiter for ``op`` on ``owner``: ``spare`` (borrowed: the last
+    waiter the caller made, or None) made new again when the caller's
+    reference is the only one left (its await finished or was dropped; a
+    queue, a task or user code still holding it keeps it), else a new one."""
+    cdef Waiter waiter
+    if spare == <PyObject *>None or _Py_REFCNT(spare) != 1:
+        return make_waiter(owner, op)
+    waiter = <Waiter>spare
+    rio_debug_check(waiter.queue is None and waiter.owner is owner and waiter.op == op,
+                    "reuse_waiter: a spare of another operation")
+    waiter.state = WAITER_NEW
+    waiter.wake_kind = WAKE_NONE
+    waiter.for_anext = False
+    if waiter.item is not None:
+        waiter.item = None
+    if waiter.error is not None:
+        waiter.error = None
+    if waiter.wake_target is not None:
+        waiter.wake_target = None
+    return waiter
+
+
 cdef object current_holder()
 
 

@@ -9,6 +9,15 @@ native leaf future, polled in C like ``Oneshot``. Its first poll asks its
 primitive to ``attempt`` it: the primitive either completes it at once (the
 fast path: no queue, no wake) or parks it at the back of a ``WaitQueue``.
 
+- **The fast path does not touch the runtime.** While no task is parked on
+  the primitive, the first ``__next__`` of a waiter asks it ``try_now``: an
+  operation that can complete at once (a send with room, a recv with an
+  item) completes there, with no task lookup, no binding and no wake. An
+  operation stays lazy (nothing happens until it is awaited), and a handle
+  that makes many operations (a channel's ``Sender``/``Receiver``) keeps its
+  last waiter and makes it new again when nothing else refers to it
+  (``reuse_waiter``), so a send or recv that completes at once allocates
+  nothing.
 - **FIFO hand-offs, not notifications.** When a lock is released, a permit
   freed or a signal given, the primitive hands it to the first parked waiter
   directly (``grant``) and wakes it; the waiter does not race for it again.
@@ -33,6 +42,7 @@ fast path: no queue, no wake) or parks it at the back of a ``WaitQueue``.
 """
 
 cimport cython
+from cpython.object cimport PyObject
 
 from asyncio import CancelledError, InvalidStateError
 from asyncio.events import _get_running_loop
@@ -48,6 +58,12 @@ from rio_core._scope cimport current_any_task
 cdef extern from "rio.h":
     bint RIO_DEBUG_ENABLED
     void rio_set_stop_value(object value) noexcept
+    ctypedef enum PySendResult:
+        PYGEN_RETURN
+        PYGEN_ERROR
+        PYGEN_NEXT
+    ctypedef PySendResult (*sendfunc)(PyObject *, PyObject *, PyObject **) noexcept
+    void rio_set_am_send(PyObject *type, sendfunc am_send) noexcept
 
 # Debug-build leak counter (rio_core.debug_counters()).
 cdef Py_ssize_t live_waiters_count = 0
@@ -88,6 +104,12 @@ cdef class Primitive:
     cdef int attempt(self, Waiter waiter) except -1:
         """Complete ``waiter`` now (grant or close it), or park it."""
         raise NotImplementedError
+
+    cdef object try_now(self, Waiter waiter):
+        """The fast path: complete the NEW ``waiter`` at once and return what its
+        await returns (it is DONE then), or NOT_NOW and change nothing. Called
+        only while no task is parked here (so no binding is at stake)."""
+        return NOT_NOW
 
     cdef int reclaim(self, Waiter waiter) except -1:
         """``waiter`` was granted but abandoned before it ran: pass it on."""
@@ -199,6 +221,14 @@ cdef Waiter make_waiter(Primitive owner, Op op):
 
 
 @cython.final
+cdef class _NotNow:
+    pass
+
+
+cdef object NOT_NOW = _NotNow()
+
+
+@cython.final
 @cython.freelist(256)
 cdef class Waiter:
     """One operation waiting on a primitive: await it (or ``async with`` it).
@@ -252,6 +282,8 @@ cdef class Waiter:
     cdef object finish(self):
         """The outcome of a granted or closed waiter; it is done afterwards."""
         cdef object value
+        if self.wake_kind == WAKE_TASK:
+            self.wake_target = None     # keep no task alive (a reused waiter lives on)
         if self.state == WAITER_GRANTED:
             self.state = WAITER_DONE
             try:
@@ -293,16 +325,10 @@ cdef class Waiter:
         return self
 
     def __next__(self):
-        cdef Task task = current_task_or_none()
-        cdef object value
-        if task is not None:
-            value = self.poll_task(task)
-            if value is PENDING_:
-                return PENDING_
-        else:
-            value = self.poll_asyncio()
-            if value is PENDING_:
-                return self.wake_target
+        cdef bint done = False
+        cdef object value = waiter_step(self, &done)
+        if not done:
+            return value
         if value is not None:
             rio_set_stop_value(value)
         raise StopIteration
@@ -389,6 +415,47 @@ cdef class Waiter:
     def __repr__(self):
         states = ("new", "queued", "granted", "closed", "done")
         return f"<rio waiter of {type(self.owner).__name__} {states[<int>self.state]}>"
+
+
+cdef object waiter_step(Waiter waiter, bint *done):
+    """One poll of ``waiter``: what its await yields (PENDING_, or the asyncio
+    future it parks on), or, with ``*done`` set, what it returns."""
+    cdef Task task
+    cdef object value
+    if waiter.state == WAITER_NEW and waiter.owner.parked == 0:
+        value = waiter.owner.try_now(waiter)
+        if value is not NOT_NOW:
+            done[0] = True
+            return value
+    task = current_task_or_none()
+    if task is not None:
+        value = waiter.poll_task(task)
+        if value is PENDING_:
+            return PENDING_
+    else:
+        value = waiter.poll_asyncio()
+        if value is PENDING_:
+            return waiter.wake_target
+    done[0] = True
+    return value
+
+
+# waiter_step, seen as C: a new reference or NULL with the exception set
+ctypedef PyObject *(*raw_step_fn)(PyObject *waiter, bint *done) noexcept
+cdef raw_step_fn raw_waiter_step = <raw_step_fn><void *>waiter_step
+
+
+cdef PySendResult waiter_am_send(PyObject *waiter, PyObject *arg,
+                                 PyObject **result) noexcept:
+    """Waiter's am_send: ``await`` on 3.11 resumes it here, with no StopIteration."""
+    cdef bint done = False
+    result[0] = raw_waiter_step(waiter, &done)
+    if result[0] == NULL:
+        return PYGEN_ERROR
+    return PYGEN_RETURN if done else PYGEN_NEXT
+
+
+rio_set_am_send(<PyObject *>Waiter, waiter_am_send)
 
 
 @cython.final

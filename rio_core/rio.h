@@ -106,4 +106,16 @@ static inline void rio_set_stop_value(PyObject *value) {
     }
 }
 
+/* Give a leaf future's type an am_send slot (3.10+): PyIter_Send, which is
+ * how Python 3.11 runs `await` on an object that is not a coroutine (and how
+ * C callers resume one on every version), then gets the outcome as a return
+ * value instead of through StopIteration. Set once, at module init, before
+ * any instance exists. */
+static inline void rio_set_am_send(PyObject *type, sendfunc am_send) {
+    PyTypeObject *t = (PyTypeObject *)type;
+    if (t->tp_as_async != NULL && t->tp_as_async->am_send == NULL) {
+        t->tp_as_async->am_send = am_send;
+    }
+}
+
 #endif

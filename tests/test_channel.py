@@ -17,11 +17,13 @@ Autojump clock everywhere except where another thread does the waking.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import subprocess
 import sys
 import threading
 import time
+import weakref
 
 import pytest
 from thread_helpers import REAL_GUARD, join, start_thread
@@ -1261,3 +1263,127 @@ def test_channel_used_by_one_runtime_after_another(run):
 
     assert run(main) == "x"
     assert run(main) == "x"
+
+
+# =========================================================================== the fast path
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_door_operations_do_nothing_until_awaited(door):
+    """send() and recv() are lazy, also when they could complete at once; each one
+    awaited later completes then, in the order awaited."""
+
+    async def body(spawn, settle_):
+        tx, rx = rio.channel(4)
+        tx.send("dropped")  # never awaited: sends nothing
+        first, second = tx.send(1), tx.send(2)
+        assert len(rx) == 0
+        await second
+        await first
+        assert len(rx) == 2
+        rx.recv()  # never awaited: takes nothing
+        later, sooner = rx.recv(), rx.recv()
+        got = [await sooner, await later]
+        assert len(rx) == 0
+        return got
+
+    assert run_door(door, body) == [2, 1]
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_door_an_operation_held_after_its_await_is_not_reused(door):
+    """A handle reuses the waiter of its last operation only when nothing else
+    refers to it: one held by the caller stays done (awaiting it again raises)."""
+
+    async def body(spawn, settle_):
+        tx, rx = rio.channel(4)
+        sent = tx.send("a")
+        await sent
+        again = tx.send("b")
+        assert again is not sent
+        await again
+        received = rx.recv()
+        assert await received == "a"
+        assert rx.recv() is not received
+        with pytest.raises(RuntimeError, match="already awaited"):
+            await sent
+        with pytest.raises(RuntimeError, match="already awaited"):
+            await received
+        return await drain(rx)
+
+    assert run_door(door, body) == ["b"]
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_door_operations_on_one_handle_from_many_tasks(door):
+    """Tasks sharing one Sender and one Receiver, parked and fast path mixed:
+    every item arrives once, each sender's items in order."""
+
+    async def body(spawn, settle_):
+        tx, rx = rio.channel(2)
+
+        async def produce(base):
+            for i in range(30):
+                await tx.send(base + i)
+
+        async def consume():
+            got = []
+            for _ in range(30):
+                got.append(await rx.recv())
+            return got
+
+        consumers = [spawn(consume()) for _ in range(2)]
+        producers = [spawn(produce(base)) for base in (0, 1000)]
+        for p in producers:
+            await p
+        return [await c for c in consumers]
+
+    a, b = run_door(door, body)
+    got = a + b
+    assert sorted(got) == list(range(30)) + list(range(1000, 1030))
+    for received in (a, b):
+        assert [g for g in received if g < 1000] == sorted(g for g in received if g < 1000)
+        assert [g for g in received if g >= 1000] == sorted(g for g in received if g >= 1000)
+
+
+def test_operations_that_complete_at_once_do_not_switch_tasks(run):
+    """A send with room and a recv of a buffered item complete on their first
+    poll: no other task runs meanwhile."""
+    tx, rx = rio.channel(8)
+    ran = []
+
+    async def other():
+        ran.append(True)
+
+    async def main():
+        rio.spawn(other())
+        for i in range(8):
+            await tx.send(i)
+        got = [await rx.recv() for _ in range(8)]
+        assert ran == []
+        await settle()
+        assert ran == [True]
+        return got
+
+    assert run(main) == list(range(8))
+
+
+@pytest.mark.parametrize("moves_on", ["next send", "close"])
+def test_a_send_never_awaited_holds_its_item_only_until_the_handle_moves_on(moves_on):
+    class Item:
+        pass
+
+    tx, rx = rio.channel(4)
+    item = Item()
+    ref = weakref.ref(item)
+    tx.send(item)  # never awaited
+    del item
+    gc.collect()
+    if moves_on == "close":
+        tx.close()
+    else:
+        tx.send("another")  # also never awaited
+    gc.collect()
+    assert ref() is None
+    with pytest.raises(rio.ChannelClosed if moves_on == "close" else rio.WouldBlock):
+        rx.try_recv()  # nothing was sent
