@@ -28,7 +28,7 @@ from cpython.contextvars cimport PyContext_CopyCurrent
 from rio_core._queue cimport ring_push
 from rio_core._handle cimport Handle, make_handle
 from rio_core._time cimport TimerHandle, checked_deadline_ns
-from rio_core._runtime cimport Runtime, Task, Waker, enter_runtime, leave_runtime
+from rio_core._runtime cimport Runtime, Task, FutureDone, enter_runtime, leave_runtime
 from rio_core._reactor cimport RIO_IN, RIO_OUT
 
 from asyncio import coroutines as _coroutines
@@ -127,8 +127,8 @@ cdef class LoopCore(Runtime):
             owner = getattr(callback, "__self__", None)
             if isinstance(owner, _Task):         # an asyncio task's step or wakeup
                 described = repr(owner)
-            elif type(owner) is Waker:           # a rio task stepped by its wake-up
-                described = repr((<Waker>owner).task)
+            elif type(callback) is FutureDone:   # a rio task stepped by its wake-up
+                described = repr((<FutureDone>callback).task)
             else:   # the handle's own repr, with the callback it has dropped
                 described = (<Handle>entry).describe(callback, args)
         base_events.logger.warning("Executing %s took %.3f seconds", described, seconds)

@@ -159,8 +159,13 @@ cdef class Join:
     cdef readonly Task task
 
 
+cdef class FutureDone:
+    cdef readonly Task task
+
+
 cdef class Waker:
     cdef readonly Task task
+    cdef FutureDone future_done     # made with the waker: the task's asyncio wake-up
 
 
 cdef class Context:
@@ -231,6 +236,10 @@ cdef class Runtime:
     # loop (aio_current is asyncio's own current-tasks dict) and each spawn
     # registers it where asyncio.all_tasks() looks (aio_registry, a WeakSet).
     cdef bint aio_tasks
+    # The context the done callbacks of asyncio futures that tasks park on run
+    # in: empty, one per runtime (so never entered twice at once), and no copy
+    # of the current context per park.
+    cdef object wake_context
     cdef dict aio_current
     cdef object aio_registry
 

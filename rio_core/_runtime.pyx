@@ -84,6 +84,7 @@ from asyncio import base_tasks as _base_tasks
 from asyncio.coroutines import iscoroutine as _aio_iscoroutine
 from asyncio.format_helpers import extract_stack as _extract_stack
 from types import GenericAlias as _GenericAlias
+from contextvars import Context as _ContextVarsContext
 from collections.abc import Coroutine as _AbcCoroutine
 from asyncio.events import _get_running_loop
 
@@ -188,11 +189,22 @@ cdef class Waker:
 
     wake_by_ref = wake
 
-    def _future_done(self, future):
-        """Done-callback for an asyncio future the task awaits. It runs as a
-        handle of the ready queue; the task steps right here when it can, as
-        asyncio's Task steps inside its wake-up callback (same order, and no
-        extra trip through the queue)."""
+    def will_wake(self, other):
+        """True when ``other`` wakes the same task."""
+        return isinstance(other, Waker) and (<Waker>other).task is self.task
+
+    def __repr__(self):
+        return f"<Waker of {self.task!r}>"
+
+
+@cython.final
+cdef class FutureDone:
+    """The done callback of the asyncio futures a task parks on (one per task).
+    It runs as a handle of the ready queue and steps the task right there
+    when it can, as asyncio's Task steps inside its wake-up callback (same
+    order, and no extra trip through the queue)."""
+
+    def __call__(self, future):
         cdef Task task = self.task
         cdef Runtime rt = task.rt
         if (rt is not None and task.state == TASK_IDLE
@@ -202,12 +214,8 @@ cdef class Waker:
         else:
             wake_task(task)
 
-    def will_wake(self, other):
-        """True when ``other`` wakes the same task."""
-        return isinstance(other, Waker) and (<Waker>other).task is self.task
-
     def __repr__(self):
-        return f"<Waker of {self.task!r}>"
+        return f"<wake-up of {self.task!r}>"
 
 
 @cython.final
@@ -380,6 +388,8 @@ cdef class Task:
         if self.cx_ is None:
             waker = Waker.__new__(Waker)
             waker.task = self
+            waker.future_done = FutureDone.__new__(FutureDone)
+            waker.future_done.task = self
             cx = Context.__new__(Context)
             cx.waker = waker
             self.waker_ = waker
@@ -847,6 +857,7 @@ cdef class Runtime:
         self.reactor.wake = wake_waiter
         self.inject = []
         self.live_head = NULL
+        self.wake_context = _ContextVarsContext()
 
     def __init__(self, *, clock=None, autojump_clock=False, instrument=False,
                  slow_poll=None, on_slow_poll=None):
@@ -1151,7 +1162,11 @@ cdef class Runtime:
                     else:
                         # an asyncio future: park until its done-callback wakes us
                         value._asyncio_future_blocking = False
-                        value.add_done_callback(task.get_cx().waker._future_done)
+                        # the waker's bound method, made once per task, in
+                        # the runtime's empty wake context: the future copies
+                        # no context (the step enters the task's own)
+                        value.add_done_callback(task.get_cx().waker.future_done,
+                                                context=self.wake_context)
                         task.fut_waiter = value
                         if task.must_cancel:
                             self.cancel_waiter(task)
@@ -1180,7 +1195,7 @@ cdef class Runtime:
 
     cdef int step_woken(self, Task task) except -1:
         """Wake and step a parked task at once, from the done callback of the
-        asyncio future it waited on (Waker._future_done). Observed, the task's
+        asyncio future it waited on (FutureDone). Observed, the task's
         poll hooks and step time are kept as for a step off the queue (the
         handle around it is timed and published as usual)."""
         cdef int64_t started = 0
