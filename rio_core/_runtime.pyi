@@ -192,6 +192,14 @@ class Task(Generic[_T_co]):
     def __del__(self) -> None: ...
 
 @final
+class FutureDone:
+    """The done callback of the asyncio futures a task parks on (one per task)."""
+
+    @property
+    def task(self) -> Task[Any]: ...
+    def __call__(self, future: object) -> None: ...
+
+@final
 class Join:
     """The iterator of ``await task``."""
 

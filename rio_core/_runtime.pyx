@@ -214,8 +214,14 @@ cdef class FutureDone:
         else:
             wake_task(task)
 
+    @property
+    def __qualname__(self):
+        # what asyncio's future repr shows for it: cb=[Task.task_wakeup()], as
+        # for CPython's Task (a repr naming the task would recurse through it)
+        return "Task.task_wakeup"
+
     def __repr__(self):
-        return f"<wake-up of {self.task!r}>"
+        return f"<Task.task_wakeup of task {self.task.id}>"
 
 
 @cython.final
