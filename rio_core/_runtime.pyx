@@ -798,6 +798,16 @@ cdef class Join:
         self.task.leave_join()
 
 
+cdef object future_loop(object future):
+    """The loop of an asyncio future, as asyncio's Task finds it: get_loop(),
+    else the ``_loop`` attribute (futures from before get_loop existed)."""
+    try:
+        get_loop = future.get_loop
+    except AttributeError:
+        return future._loop
+    return get_loop()
+
+
 def _gen_probe():
     yield
 
@@ -1163,7 +1173,7 @@ cdef class Runtime:
                 return 0
             if value is not None:
                 if getattr(value, "_asyncio_future_blocking", None) is True:
-                    if value is task or (self.aio_tasks and value.get_loop() is not self):
+                    if value is task or (self.aio_tasks and future_loop(value) is not self):
                         task.throw_exc = self.bad_future(task, value)
                     else:
                         # an asyncio future: park until its done-callback wakes us

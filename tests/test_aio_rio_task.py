@@ -528,3 +528,25 @@ def test_a_task_factory_with_an_asyncio_task_subclass_is_obeyed() -> None:
         return [type(task), task.get_name(), await task]
 
     assert rio.run(main()) == [MyTask, "mine", "slept"]
+
+
+def test_a_future_whose_get_loop_fails_is_found_by_its_loop_attribute(arun: Any) -> None:
+    """asyncio's Task falls back to ``future._loop`` when get_loop() is missing."""
+
+    class OldFuture(asyncio.Future):  # type: ignore[type-arg]
+        @property
+        def get_loop(self) -> Any:  # type: ignore[override]
+            raise AttributeError("no get_loop")
+
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        fut = OldFuture(loop=loop)
+        loop.call_soon(fut.set_result, 1)
+
+        async def waits() -> str:
+            await fut
+            return "spam"
+
+        return await loop.create_task(waits())
+
+    assert arun(main()) == "spam"
