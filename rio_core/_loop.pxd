@@ -28,6 +28,7 @@ cdef class LoopCore(Runtime):
                               tuple args)
     cdef bint clear_io_handle(self, object fileobj, uint32_t direction) except -1
     cdef int update_slow_threshold(self) except -1
-    cdef object new_rio_task(self, object coro, object name, object context, dict kwargs)
+    cdef object new_rio_task(self, object coro, object name, object context, dict kwargs,
+                             bint eager_factory)
     cdef TimerHandle schedule_at(self, double when, object callback, tuple args,
                                  object context, str method)

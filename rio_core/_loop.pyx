@@ -46,7 +46,9 @@ cdef object _task_registry = getattr(_asyncio_tasks, "_scheduled_tasks", None)
 if _task_registry is None:
     _task_registry = _asyncio_tasks._all_tasks
 cdef object _eager_task_factory = getattr(_asyncio_tasks, "eager_task_factory", None)
-cdef bint _has_eager_start = _sys.version_info >= (3, 12)
+# asyncio's create_task takes eager_start from 3.14 (eager tasks exist from 3.12:
+# the task factory, and the Task constructor's eager_start)
+cdef bint _create_task_takes_eager_start = _sys.version_info >= (3, 14)
 
 TASK_KINDS = ("rio", "asyncio")
 
@@ -211,10 +213,9 @@ cdef class LoopCore(Runtime):
         self.check_closed()
         factory = self._task_factory
         if factory is None and self.rio_tasks:
-            return self.new_rio_task(coro, name, context, kwargs)
+            return self.new_rio_task(coro, name, context, kwargs, False)
         if factory is _eager_task_factory and factory is not None and self.rio_tasks:
-            kwargs["eager_start"] = True
-            return self.new_rio_task(coro, name, context, kwargs)
+            return self.new_rio_task(coro, name, context, kwargs, True)
         if factory is None:
             if kwargs:
                 task = _Task(coro, loop=self, name=name, context=context, **kwargs)
@@ -236,16 +237,19 @@ cdef class LoopCore(Runtime):
                 pass
         return task
 
-    cdef object new_rio_task(self, object coro, object name, object context, dict kwargs):
-        """create_task's rio Task; ``eager_start=True`` (3.12+) runs its first
-        step now, when the loop is running, as asyncio's eager tasks do."""
+    cdef object new_rio_task(self, object coro, object name, object context, dict kwargs,
+                             bint eager_factory):
+        """create_task's rio Task. Eager (asyncio.eager_task_factory, 3.12+, or
+        ``eager_start=True``, 3.14+): its first step runs now, when the loop is
+        running, as asyncio's eager tasks do."""
         cdef Task task
-        cdef bint eager = False
+        cdef bint eager = eager_factory
         if kwargs:
             for key in kwargs:
-                if key != "eager_start" or not _has_eager_start:
+                if key != "eager_start" or not _create_task_takes_eager_start:
                     raise TypeError(f"create_task() got an unexpected keyword argument {key!r}")
-            eager = bool(kwargs["eager_start"]) and self.is_running()
+            eager = bool(kwargs["eager_start"])
+        eager = eager and self.is_running()
         task = self.spawn_task(coro, name, context, eager)
         if self.debug_flag:
             task.source_traceback = _extract_stack(_getframe())

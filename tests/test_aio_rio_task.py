@@ -339,7 +339,18 @@ def test_bad_awaits_raise_asyncio_errors_in_the_task(arun: Any) -> None:
 
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks: 3.12+")
-@pytest.mark.parametrize("how", ["factory", "eager_start"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "factory",
+        pytest.param(
+            "eager_start",
+            marks=pytest.mark.skipif(
+                sys.version_info < (3, 14), reason="create_task(eager_start=): 3.14+"
+            ),
+        ),
+    ],
+)
 def test_eager_tasks_run_their_first_step_at_once(arun: Any, loop_name: str, how: str) -> None:
     async def main() -> list[Any]:
         loop = asyncio.get_running_loop()
@@ -381,8 +392,8 @@ def test_eager_tasks_run_their_first_step_at_once(arun: Any, loop_name: str, how
     ]
 
 
-@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.11 has no eager tasks")
-def test_eager_start_is_refused_before_3_12() -> None:
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="create_task(eager_start=): 3.14+")
+def test_create_task_refuses_eager_start_before_3_14() -> None:
     async def main() -> None:
         coro = asyncio.sleep(0)
         try:
