@@ -1387,3 +1387,36 @@ def test_a_send_never_awaited_holds_its_item_only_until_the_handle_moves_on(move
     assert ref() is None
     with pytest.raises(rio.ChannelClosed if moves_on == "close" else rio.WouldBlock):
         rx.try_recv()  # nothing was sent
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known hang (found by test_sync_model): a recv parked on a rendezvous channel "
+    "is not woken when its receiver and then every sender are closed",
+)
+def test_a_parked_recv_ends_when_its_receiver_and_every_sender_close() -> None:
+    async def main() -> tuple[object, object]:
+        tx, rx = rio.channel(0)
+
+        async def send() -> str:
+            try:
+                await tx.send(101)
+                return "sent"
+            except rio.ChannelClosed:
+                return "closed"
+
+        async def recv() -> object:
+            try:
+                return await rx.recv()
+            except rio.ChannelClosed:
+                return "closed"
+
+        sender, receiver = rio.spawn(send()), rio.spawn(recv())
+        await rio.yield_now()
+        rx.close()
+        tx.close()
+        for _ in range(5):
+            await rio.yield_now()
+        return sender.done() and sender.result(), receiver.done() and receiver.result()
+
+    assert rio.Runtime(autojump_clock=True).block_on(main()) == ("closed", "closed")
