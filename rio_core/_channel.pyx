@@ -198,6 +198,7 @@ cdef class Channel(Primitive):
             waiter.item = None
             if self.receivers == 0:
                 self.pump()
+                self.end_if_drained()
                 raise ChannelClosed("every receiver of the channel is closed")
             self.deliver(item, False)
             self.end_if_drained()
@@ -238,6 +239,7 @@ cdef class Channel(Primitive):
             ring_clear(&self.buffer)
             ring_init(&self.buffer, 16)
             self.send_waiters.close_all(ChannelClosed("every receiver of the channel is closed"))
+            self.end_if_drained()
         return 0
 
     def __len__(self):

@@ -1389,11 +1389,6 @@ def test_a_send_never_awaited_holds_its_item_only_until_the_handle_moves_on(move
         rx.try_recv()  # nothing was sent
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known hang (found by test_sync_model): a recv parked on a rendezvous channel "
-    "is not woken when its receiver and then every sender are closed",
-)
 def test_a_parked_recv_ends_when_its_receiver_and_every_sender_close() -> None:
     async def main() -> tuple[object, object]:
         tx, rx = rio.channel(0)

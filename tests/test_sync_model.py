@@ -1083,6 +1083,12 @@ CHAN_OPS = ops_strategy(
         ("step", 0),
     ],
 )
+# S0 granted a rendezvous slot; the receiver, then every sender, closes before S0 runs:
+# S0 gets ChannelClosed, and so must the recv parked on the closed receiver (was a hang)
+@example(
+    capacity=0,
+    ops=[("spawn_send", 0), ("spawn_recv", 0), ("yield", 0), ("close_rx", 0)],
+)
 def test_channel_matches_model(
     run: Callable[..., Any], capacity: int | None, ops: list[tuple[str, int]]
 ) -> None:
