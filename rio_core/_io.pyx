@@ -12,7 +12,9 @@ such an fd may have been closed without notify_closing and its number reused,
 and the kernel forgets closed fds. rio's own streams skip that. A wait on a
 socket object records the object: if a task is still parked on an fd whose
 object was closed under it, the next wait on that fd number wakes the stale
-task with ``ClosedResourceError`` and registers the fd afresh.
+task with ``ClosedResourceError`` and registers the fd afresh; a stale task
+woken first (poll(2) and WSAPoll report the new socket's readiness under the
+old number) sees its object closed when it is polled and gets the same error.
 
 Cancellation-safe: when the waiting task is cancelled (``throw``) or the
 await is abandoned (``close``), the waiter leaves its slot and the poller's

@@ -77,6 +77,20 @@ cdef inline int ring_push_front(Ring *ring, object obj) except -1:
     return 0
 
 
+cdef inline void ring_move_back_to_front(Ring *ring, Py_ssize_t n) noexcept:
+    """Move the last ``n`` entries to the front, in their order: they are popped
+    next. No reference changes hands; O(n), whatever the ring holds.
+
+    Precondition: ``0 <= n <= ring.count``.
+    """
+    cdef Py_ssize_t _moved
+    cdef PyObject *obj
+    for _moved in range(n):
+        obj = ring.items[(ring.head + ring.count - 1) & ring.mask]
+        ring.head = (ring.head - 1) & ring.mask
+        ring.items[ring.head] = obj
+
+
 cdef inline PyObject *ring_pop(Ring *ring) noexcept:
     """Take the front entry; the caller owns the returned reference.
 

@@ -269,6 +269,13 @@ cdef class Reactor:
             return WAIT_CLOSED
         if reg.fired & direction:
             reg.fired &= ~direction
+            if reg.fileobj is not None and fileobj_gone(reg.fileobj, reg.fd):
+                # the object was closed under the wait: under poll(2)/WSAPoll
+                # the readiness may be that of a new socket that reused the
+                # number, reported before its first wait could mark this one
+                # stale. Not ours: forget the fd, as the next wait would.
+                self.discard(reg)
+                return WAIT_CLOSED
             return WAIT_FIRED
         # a spurious wake: still parked (perhaps polled by another task now)
         if direction == RIO_IN:

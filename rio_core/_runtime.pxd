@@ -306,6 +306,9 @@ cdef class Runtime:
     cdef int turn_reactor(self) except -1
 
     @cython.final
+    cdef int run_polled(self, Py_ssize_t n) except -1
+
+    @cython.final
     cdef int park_idle(self) except -1
 
     @cython.final

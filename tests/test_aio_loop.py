@@ -1818,6 +1818,136 @@ def test_selector_view_reports_readers_and_writers(loop, socket_pair):
     assert left.fileno() not in selector.get_map()
 
 
+def test_call_soons_queued_before_a_poll_run_before_those_its_reader_callbacks_queue(
+    arun, socket_pair
+):
+    """A callback sends on one end and queues A; the reader callback of the other end
+    queues B. Whenever the loop runs the reader (asyncio: in the next iteration, behind
+    A; rio and uvloop: right after the poll that saw it, ahead of A), A runs before B."""
+    left, right = socket_pair
+
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        log: list[str] = []
+        done = loop.create_future()
+
+        def on_readable() -> None:
+            log.append("reader")
+            left.recv(16)
+            loop.remove_reader(left)
+            loop.call_soon(log.append, "B")
+            loop.call_soon(done.set_result, None)
+
+        def send() -> None:
+            right.send(b"x")
+            loop.call_soon(log.append, "A")
+
+        loop.add_reader(left, on_readable)
+        loop.call_soon(send)
+        async with asyncio.timeout(BOUND_SECONDS):
+            await done
+        return log
+
+    log = arun(main())
+    assert sorted(log) == ["A", "B", "reader"]
+    assert log.index("A") < log.index("B") and log.index("reader") < log.index("B")
+
+
+def test_readers_always_readable_neither_starve_a_call_soon_chain_nor_are_starved(
+    arun, socket_pair
+):
+    """Three sockets stay readable (their reader callbacks never drain them) while a
+    chain of call_soon callbacks runs: between two links each reader runs at most once
+    (I/O does not starve ready work), and every reader runs before the chain ends
+    (ready work does not starve I/O)."""
+    links = 300
+    extra = [socket.socketpair() for _ in range(2)]
+    pairs = [socket_pair, *extra]
+
+    async def main() -> tuple[int, list[int]]:
+        loop = asyncio.get_running_loop()
+        since_link = [0, 0, 0]
+        runs = [0, 0, 0]
+        worst = 0
+        done = loop.create_future()
+
+        def on_readable(i: int) -> None:
+            nonlocal worst
+            since_link[i] += 1
+            runs[i] += 1
+            worst = max(worst, since_link[i])
+
+        def link(n: int) -> None:
+            since_link[:] = [0, 0, 0]
+            if n == links:
+                done.set_result(None)
+            else:
+                loop.call_soon(link, n + 1)
+
+        for i, (reading, writing) in enumerate(pairs):
+            reading.setblocking(False)
+            writing.send(b"never read")
+            loop.add_reader(reading, on_readable, i)
+        try:
+            loop.call_soon(link, 0)
+            async with asyncio.timeout(BOUND_SECONDS):
+                await done
+        finally:
+            for reading, _ in pairs:
+                loop.remove_reader(reading)
+        return worst, runs
+
+    try:
+        worst, runs = arun(main())
+    finally:
+        for a, b in extra:
+            a.close()
+            b.close()
+    assert worst == 1, f"a reader ran {worst} times between two links"
+    assert all(r >= 1 for r in runs), runs
+
+
+def test_on_rio_a_reader_callback_runs_in_the_tick_whose_poll_saw_it(socket_pair):
+    """rio runs what a poll made while work is ready reports right after that poll,
+    as libuv (uvloop) runs I/O callbacks in its poll phase: the reader callback runs
+    in the tick of the send, and what it queues runs in the next tick, behind what was
+    queued before the poll. (asyncio runs the reader one iteration later.)"""
+    left, right = socket_pair
+
+    async def main() -> list[tuple[str, int]]:
+        loop: Any = asyncio.get_running_loop()
+        log: list[tuple[str, int]] = []
+        done = loop.create_future()
+
+        def tick() -> int:
+            return int(loop.stats()["ticks"])
+
+        def on_readable() -> None:
+            log.append(("reader", tick()))
+            left.recv(16)
+            loop.remove_reader(left)
+            loop.call_soon(lambda: log.append(("B", tick())))
+            loop.call_soon(done.set_result, None)
+
+        def send() -> None:
+            right.send(b"x")
+            log.append(("send", tick()))
+            loop.call_soon(lambda: log.append(("A", tick())))
+            began = time.perf_counter()  # a tick longer than the poll interval: it polls
+            while time.perf_counter() - began < 200e-6:
+                pass
+
+        loop.add_reader(left, on_readable)
+        loop.call_soon(send)
+        async with asyncio.timeout(BOUND_SECONDS):
+            await done
+        return log
+
+    log = run_on_loop(rio.new_event_loop, main())
+    sent = log[0][1]
+    assert log == [("send", sent), ("reader", sent), ("A", sent + 1), ("B", sent + 1)]
+
+
 # ------------------------------------------------------------------ sock_* methods
 
 

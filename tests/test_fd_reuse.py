@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -51,6 +52,19 @@ STILL_WAITING = f"still waiting after {DEADLINE} s"
 
 
 # ------------------------------------------------------------------ sockets
+
+
+@pytest.fixture(autouse=True)
+def no_collection_between_a_close_and_the_reuse() -> Iterator[None]:
+    """The reuse is asserted on the lowest free number: a collection that frees an
+    earlier test's garbage runtime (its epoll fd and wake pipe) between a close and
+    the new socketpair would hand out a lower number. Collect first, then not at all."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @contextlib.contextmanager

@@ -438,3 +438,11 @@ def test_a_readable_socket_is_read_within_three_ticks_when_each_short_tick_is_sl
     few ticks of the send, not only at the 16-tick mark."""
     elapsed = ticks_from_send_to_read(busy_tasks=1, step_seconds=200e-6)
     assert max(elapsed) <= 3, f"ticks from send to read, per round: {elapsed}"
+
+
+def test_a_reader_woken_by_a_busy_poll_runs_in_the_tick_of_that_poll():
+    """What a poll made while work is ready reports runs at once, ahead of what the
+    batch queued (rio_core/_runtime.pyx, run_polled): with every tick long enough to
+    poll, the reader runs in the very tick whose step sent the data, not the next."""
+    assert ticks_from_send_to_read(busy_tasks=1, step_seconds=200e-6) == [0] * 5
+    assert ticks_from_send_to_read(busy_tasks=200, step_seconds=1e-6) == [0] * 5

@@ -488,25 +488,43 @@ def test_cancel_connect_right_after_spawn():
 
 def test_cancel_after_the_reactor_fired_loses_no_data_and_no_interest():
     """Data arrives, the reactor wakes the reader, and the reader is cancelled
-    before it runs: the bytes stay in the socket for the next read."""
+    before it runs: the bytes stay in the socket for the next read. Two readers
+    woken by one poll run one after the other: the first cancels the second."""
 
     async def main():
-        client, server = await connected_pair()
-        async with client, server:
+        (client_a, server_a), (client_b, server_b) = await connected_pair(), await connected_pair()
+        servers = [server_a, server_b]
+        async with client_a, server_a, client_b, server_b:
             await settle()
             baseline = stats()["fds"]
-            reader = rio.spawn(server.read())
-            await wait_until(lambda: stats()["fds"] == baseline + 1, "the reader parked")
-            await client.write_all(b"not lost")
-            # Once the reactor has seen the data, the woken reader waits in the
-            # ready queue behind this task: cancel it before it runs.
-            while stats()["ready_depth"] == 0:
-                await rio.yield_now()
-            assert reader.cancel() is True
-            with pytest.raises(rio.CancelledError):
-                await reader
-            assert stats()["fds"] == baseline
-            assert await server.read_exact(8) == b"not lost"
+            readers: list[Any] = []
+            seen: list[tuple[int, bytes, str, bool]] = []
+
+            async def read(me: int) -> bytes:
+                data = await servers[me].read()
+                other = readers[1 - me]
+                state = other._sched_state  # woken by the same poll: queued, not yet run
+                seen.append((me, data, state, other.cancel()))
+                return data
+
+            readers.extend(rio.spawn(read(me)) for me in (0, 1))
+            await wait_until(lambda: stats()["fds"] == baseline + 2, "both readers parked")
+            await client_a.write_all(b"for a")
+            await client_b.write_all(b"for b")
+            outcomes = []
+            for reader in readers:
+                try:
+                    outcomes.append(await reader)
+                except rio.CancelledError:
+                    outcomes.append("cancelled")
+            assert len(seen) == 1, seen
+            first, data, state, cancelled = seen[0]
+            assert (data, state, cancelled) == ([b"for a", b"for b"][first], "SCHEDULED", True)
+            assert outcomes[1 - first] == "cancelled"
+            # the cancelled reader's interest is gone; the first reader's is kept
+            # (lazily, until an event finds no waiter)
+            assert stats()["fds"] == baseline + 1
+            assert await servers[1 - first].read_exact(5) == [b"for a", b"for b"][1 - first]
 
     run_io(main)
 
