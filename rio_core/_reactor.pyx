@@ -193,8 +193,13 @@ cdef class Reactor:
         cdef uint32_t events, stale
         if poller == NULL:
             raise RuntimeError("reactor is closed")
-        with nogil:
-            n = rio_poller_wait(poller, self.events, self.max_events, timeout_ms)
+        if timeout_ms == 0:
+            # a busy loop's poll returns at once: keeping the GIL spares a
+            # release and a re-take (a mutex and a condition each) per poll
+            n = rio_poller_wait(poller, self.events, self.max_events, 0)
+        else:
+            with nogil:
+                n = rio_poller_wait(poller, self.events, self.max_events, timeout_ms)
         self.waits += 1
         if n < 0:
             if errno == EINTR:
