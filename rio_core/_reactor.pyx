@@ -46,8 +46,10 @@ Some facts this module relies on
   connected loopback TCP socket pair: WSAPoll watches only sockets, and
   ``set_wakeup_fd`` accepts only a socket there. Errors are in errno on
   every platform (rio_sock.h maps Winsock's codes).
-- The wait releases the GIL. EINTR returns no events and runs
-  ``PyErr_CheckSignals`` so Python signal handlers run promptly.
+- A wait that may block releases the GIL; a busy loop's non-blocking poll
+  keeps it (it returns at once; a release and re-take cost more). EINTR
+  returns no events and runs ``PyErr_CheckSignals`` so Python signal
+  handlers run promptly.
 """
 
 from libc.errno cimport errno, EINTR, EBADF, ENOENT
