@@ -3,8 +3,9 @@
 Every body is one asyncio program taking a loop factory, so the four columns run
 identical code: ``rio-loop`` is ``rio_rt.new_event_loop``, ``asyncio`` a fresh
 ``asyncio.SelectorEventLoop``, ``uvloop`` ``uvloop.new_event_loop`` and ``rloop``
-``rloop.new_event_loop``. There is no floor column: asyncio code has no loop-free
-equivalent.
+``rloop.new_event_loop``. Only ``aio_sleep0`` has a floor column: its coroutines
+yield nothing a loop must act on, so a bare ``coro.send`` loop can drive the very same
+code (``floor``); the other programs have no loop-free equivalent.
 
 Workloads (names start with ``aio_``): call_soon chains, an ``asyncio.sleep(0)``
 loop, future ping-pong, create_task + gather, call_later + cancel churn, many
@@ -17,6 +18,7 @@ in the same loop.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -61,11 +63,30 @@ def _run(factory: LoopFactory, main: Callable[[], Coroutine[Any, Any, Any]]) -> 
         return runner.run(main())
 
 
-def _register(name: str, summary: str, params: dict[str, float], job: Callable[..., None]) -> None:
+AIO_FLOOR = Columns(
+    (*AIO.runners, "floor"),
+    (
+        *AIO.ratios,
+        ("floor vs asyncio", "floor", "asyncio"),
+        ("rio-loop vs floor", "rio-loop", "floor"),
+    ),
+    gated="rio-loop vs asyncio",
+)
+
+
+def _register(
+    name: str,
+    summary: str,
+    params: dict[str, float],
+    job: Callable[..., None],
+    floor: Body | None = None,
+) -> None:
     bodies: dict[str, Body] = {
         runner: functools.partial(job, factory) for runner, factory in _factories().items()
     }
-    register(Workload(name, summary, params, bodies, columns=AIO))
+    if floor is not None:
+        bodies["floor"] = floor
+    register(Workload(name, summary, params, bodies, columns=AIO if floor is None else AIO_FLOOR))
 
 
 # -- scheduling ---------------------------------------------------------------------
@@ -95,16 +116,34 @@ def call_soon_chain(factory: LoopFactory) -> None:
 SLEEP0_TASKS, SLEEP0_STEPS = 10, 20_000
 
 
-def sleep0_loop(factory: LoopFactory) -> None:
-    async def worker() -> int:
-        for _ in range(SLEEP0_STEPS):
-            await asyncio.sleep(0)
-        return SLEEP0_STEPS
+async def _sleep0_worker() -> int:
+    for _ in range(SLEEP0_STEPS):
+        await asyncio.sleep(0)
+    return SLEEP0_STEPS
 
+
+def sleep0_loop(factory: LoopFactory) -> None:
     async def main() -> list[int]:
-        return await asyncio.gather(*(worker() for _ in range(SLEEP0_TASKS)))
+        return await asyncio.gather(*(_sleep0_worker() for _ in range(SLEEP0_TASKS)))
 
     expect("steps", sum(_run(factory, main)), SLEEP0_TASKS * SLEEP0_STEPS)
+
+
+def sleep0_floor() -> None:
+    """The same workers, each ``asyncio.sleep(0)`` a bare ``yield``: sent ``None`` in
+    turn from a deque, with no loop, no task and no scheduling. What CPython itself
+    costs for this program, so ``floor vs asyncio`` bounds any loop's ratio."""
+    queue = collections.deque(_sleep0_worker() for _ in range(SLEEP0_TASKS))
+    steps = 0
+    while queue:
+        coro = queue.popleft()
+        try:
+            coro.send(None)
+        except StopIteration as stop:
+            steps += stop.value
+        else:
+            queue.append(coro)
+    expect("steps", steps, SLEEP0_TASKS * SLEEP0_STEPS)
 
 
 PING_HOPS = 50_000
@@ -437,6 +476,7 @@ _register(
     f"{SLEEP0_TASKS} tasks x {SLEEP0_STEPS} asyncio.sleep(0)",
     {"tasks": SLEEP0_TASKS, "steps": SLEEP0_STEPS},
     sleep0_loop,
+    floor=sleep0_floor,
 )
 _register(
     "aio_ping_pong",
