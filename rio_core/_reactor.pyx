@@ -38,7 +38,9 @@ Some facts this module relies on
     registration is stale: the next wait or handle on the fd discards it
     (its parked tasks get ClosedResourceError) and starts afresh, and
     removing a handle by the closed object still finds it, as ``selectors``
-    does;
+    does. A parked task woken before that (poll(2) and WSAPoll report the new
+    socket's readiness under the old number) finds its object closed when it
+    is polled (``repoll``) and gets ClosedResourceError the same way;
   - lowering interest on an fd the kernel forgot is not an error.
 - The runtime's wake-up fd is the read end of a non-blocking self-pipe, not
   an eventfd: CPython's ``signal.set_wakeup_fd`` writes single bytes, and one
