@@ -28,7 +28,9 @@ from cpython.contextvars cimport PyContext_CopyCurrent
 from rio_core._queue cimport ring_push
 from rio_core._handle cimport Handle, make_handle
 from rio_core._time cimport TimerHandle, checked_deadline_ns
-from rio_core._runtime cimport Runtime, Task, FutureDone, enter_runtime, leave_runtime
+from rio_core._runtime cimport (
+    Runtime, Task, FutureDone, enter_runtime, leave_runtime, new_loop_future,
+)
 from rio_core._reactor cimport RIO_IN, RIO_OUT
 
 from asyncio import coroutines as _coroutines
@@ -205,6 +207,10 @@ cdef class LoopCore(Runtime):
         return self.closed_flag
 
     def create_future(self):
+        # rio's own Future when tasks are rio's (a rio task parks in it with
+        # no callback); asyncio's with tasks="asyncio"
+        if self.rio_tasks:
+            return new_loop_future(self, self.debug_flag)
         return _Future(loop=self)
 
     def create_task(self, coro, *, name=None, context=None, **kwargs):

@@ -105,6 +105,42 @@ cdef class Task:
     cdef bint has_joiner(self, Task joiner) noexcept
 
 
+
+cdef enum AioFutureState:
+    # asyncio's Future states, in asyncio's names ("PENDING", ...)
+    AIO_PENDING
+    AIO_CANCELLED
+    AIO_FINISHED
+
+
+cdef class LoopFuture:
+    # An asyncio future of rio's loop (loop.create_future()). A rio task
+    # parked on it is kept in the callback slots as (task, None) and is
+    # woken in place of a callback; everything else is asyncio's Future.
+    cdef object loop_
+    cdef Runtime rt                 # loop_ when it is a rio runtime, else None
+    cdef AioFutureState state
+    cdef bint blocking              # _asyncio_future_blocking
+    cdef bint log_tb                # _log_traceback
+    cdef object result_value
+    cdef object exc
+    cdef object exc_tb
+    cdef object cancel_msg
+    # The first callback in two fields, the rest in a list (most futures
+    # have one: the task that awaits them). A pair with context None is a
+    # rio task parked here.
+    cdef object cb0
+    cdef object ctx0
+    cdef list callbacks
+    cdef object source_traceback
+    cdef object __weakref__
+
+    cdef int add_callback(self, object fn, object context) except -1
+    cdef int schedule_callbacks(self) except -1
+    cdef int run_callback(self, object fn, object context) except -1
+    cdef object make_cancelled_error(self)
+    cdef tuple callback_pair(self, object fn, object context)
+
 # ---- task transitions: every change of Task.state is one of these (the table
 # is in the opening note of _runtime.pyx). Each checks its precondition in a
 # RIO_DEBUG=1 build.
@@ -337,3 +373,4 @@ cdef object PENDING_
 cdef Ready READY_NONE
 cdef object reraise(object typ, object val, object tb)
 cdef object asyncio_join_future(Task task)
+cdef LoopFuture new_loop_future(Runtime rt, bint debug)

@@ -95,6 +95,9 @@ from rio_core._reactor cimport Reactor, fds_watched
 import sys
 from asyncio import CancelledError, InvalidStateError, Task as _AsyncioTask
 from asyncio import base_tasks as _base_tasks
+from asyncio import base_futures as _base_futures
+from asyncio import Future as _AsyncioFuture
+from asyncio.events import get_event_loop as _get_event_loop
 from asyncio.coroutines import iscoroutine as _aio_iscoroutine
 from asyncio.format_helpers import extract_stack as _extract_stack
 from types import GenericAlias as _GenericAlias
@@ -128,6 +131,10 @@ cdef extern from "Python.h":
     # left the task itself with asyncio's _leave_task)
     int dict_del_item "PyDict_DelItem"(object d, object key) noexcept
     bint PyCoro_CheckExact(object obj) noexcept
+
+cdef extern from "rio.h":
+    ctypedef PySendResult (*sendfunc)(PyObject *, PyObject *, PyObject **) noexcept
+    void rio_set_am_send(PyObject *type, sendfunc am_send) noexcept
 
 # Reactor cadence while work is ready (see the tick in the design note).
 # Bound: a readable fd is seen within one tick plus this interval, and within
@@ -869,6 +876,347 @@ def _set_if_pending(future):
         future.set_result(None)
 
 
+# --------------------------------------------------------------------------- the loop's futures
+
+cdef tuple AIO_STATE_NAMES = ("PENDING", "CANCELLED", "FINISHED")
+# 3.13 stores a RuntimeError in place of a StopIteration given to
+# set_exception(); earlier versions refuse it with a TypeError.
+cdef bint _stop_iteration_becomes_runtime_error = sys.version_info >= (3, 13)
+cdef Py_ssize_t live_loop_futures_count = 0
+
+
+cdef LoopFuture new_loop_future(Runtime rt, bint debug):
+    """``loop.create_future()`` on a rio loop, without a Python frame."""
+    cdef LoopFuture fut = LoopFuture.__new__(LoopFuture)
+    fut.loop_ = rt
+    fut.rt = rt
+    if debug:
+        fut.source_traceback = _extract_stack(sys._getframe())
+    return fut
+
+
+@cython.final
+cdef class LoopFuture:
+    """asyncio's Future, made by rio's loop for ``loop.create_future()``.
+
+    It is an ``asyncio.Future`` to asyncio code (``isinstance``, ``isfuture``,
+    the whole API, asyncio's messages and repr), and any asyncio task can
+    await it. A rio task that awaits it parks in the future itself: no
+    done-callback, no handle and no keyword call per wait; when the future
+    completes, the task is queued where asyncio queues the wake-up callback,
+    so the order of callbacks and wake-ups is asyncio's.
+    """
+
+    def __cinit__(self):
+        if RIO_DEBUG_ENABLED:
+            global live_loop_futures_count
+            live_loop_futures_count += 1
+
+    def __init__(self, *, loop=None):
+        if loop is None:
+            loop = _get_event_loop()
+        self.loop_ = loop
+        self.rt = loop if isinstance(loop, Runtime) else None
+        if loop.get_debug():
+            self.source_traceback = _extract_stack(sys._getframe(1))
+
+    def __dealloc__(self):
+        if RIO_DEBUG_ENABLED:
+            global live_loop_futures_count
+            live_loop_futures_count -= 1
+
+    def __del__(self):
+        if not self.log_tb:
+            return
+        self.log_tb = False
+        context = {"message": "Future exception was never retrieved",
+                   "exception": self.exc, "future": self}
+        if self.source_traceback is not None:
+            context["source_traceback"] = self.source_traceback
+        try:
+            self.loop_.call_exception_handler(context)
+        except BaseException as error:
+            report_unraisable(_UnraisableInfo(
+                type(error), error, error.__traceback__,
+                f"Exception in the exception handler of {self!r}", self))
+
+    # ---- state
+
+    def done(self):
+        return self.state != AIO_PENDING
+
+    def cancelled(self):
+        return self.state == AIO_CANCELLED
+
+    def result(self):
+        if self.state == AIO_CANCELLED:
+            raise self.make_cancelled_error()
+        if self.state != AIO_FINISHED:
+            raise InvalidStateError("Result is not set.")
+        self.log_tb = False
+        if self.exc is not None:
+            raise self.exc.with_traceback(self.exc_tb)
+        return self.result_value
+
+    def exception(self):
+        if self.state == AIO_CANCELLED:
+            raise self.make_cancelled_error()
+        if self.state != AIO_FINISHED:
+            raise InvalidStateError("Exception is not set.")
+        self.log_tb = False
+        return self.exc
+
+    cdef object make_cancelled_error(self):
+        return CancelledError() if self.cancel_msg is None else CancelledError(self.cancel_msg)
+
+    def _make_cancelled_error(self):
+        return self.make_cancelled_error()
+
+    def get_loop(self):
+        return self.loop_
+
+    # ---- completing it
+
+    def set_result(self, result):
+        if self.state != AIO_PENDING:
+            raise InvalidStateError("invalid state")
+        self.result_value = result
+        self.state = AIO_FINISHED
+        self.schedule_callbacks()
+
+    def set_exception(self, exception):
+        if self.state != AIO_PENDING:
+            raise InvalidStateError("invalid state")
+        if isinstance(exception, type) and issubclass(exception, BaseException):
+            exception = exception()
+        if not isinstance(exception, BaseException):
+            raise TypeError("invalid exception object")
+        if type(exception) is StopIteration or (
+                _stop_iteration_becomes_runtime_error and isinstance(exception, StopIteration)):
+            message = ("StopIteration interacts badly with generators and cannot be "
+                       "raised into a Future")
+            if not _stop_iteration_becomes_runtime_error:
+                raise TypeError(message)
+            error = RuntimeError(message)
+            error.__cause__ = exception
+            error.__context__ = exception
+            exception = error
+        self.exc = exception
+        self.exc_tb = exception.__traceback__
+        self.state = AIO_FINISHED
+        self.schedule_callbacks()
+        self.log_tb = True
+
+    def cancel(self, msg=None):
+        self.log_tb = False
+        if self.state != AIO_PENDING:
+            return False
+        self.state = AIO_CANCELLED
+        self.cancel_msg = msg
+        self.schedule_callbacks()
+        return True
+
+    # ---- callbacks
+
+    def add_done_callback(self, fn, *, context=None):
+        if context is None:
+            context = PyContext_CopyCurrent()
+        if self.state != AIO_PENDING:
+            self.run_callback(fn, context)
+        else:
+            self.add_callback(fn, context)
+
+    def remove_done_callback(self, fn):
+        cdef list kept = []
+        cdef Py_ssize_t removed = 0
+        if self.cb0 is not None:
+            if self.ctx0 is not None and self.cb0 == fn:
+                removed += 1
+            else:
+                kept.append((self.cb0, self.ctx0))
+        if self.callbacks is not None:
+            for entry in self.callbacks:
+                if (<tuple>entry)[1] is not None and (<tuple>entry)[0] == fn:
+                    removed += 1
+                else:
+                    kept.append(entry)
+        if removed:
+            self.cb0 = self.ctx0 = None
+            self.callbacks = None
+            for cb, ctx in kept:
+                self.add_callback(cb, ctx)
+        return removed
+
+    cdef int add_callback(self, object fn, object context) except -1:
+        if self.cb0 is None and self.callbacks is None:
+            self.cb0 = fn
+            self.ctx0 = context
+        elif self.callbacks is None:
+            self.callbacks = [(fn, context)]
+        else:
+            self.callbacks.append((fn, context))
+        return 0
+
+    cdef int schedule_callbacks(self) except -1:
+        """The future is done: queue its callbacks and wake its rio tasks, in
+        the order they came."""
+        cdef object fn = self.cb0
+        cdef list rest = self.callbacks
+        if fn is not None:
+            context = self.ctx0
+            self.cb0 = self.ctx0 = None
+            self.run_callback(fn, context)
+        if rest is not None:
+            self.callbacks = None
+            for fn, context in rest:
+                self.run_callback(fn, context)
+        return 0
+
+    cdef int run_callback(self, object fn, object context) except -1:
+        cdef Task task
+        if context is None:
+            # a rio task parked here (and still parked here: a task that left
+            # for another await is not woken by this one)
+            task = <Task>fn
+            if task.fut_waiter is self:
+                wake_task(task)
+        elif self.rt is not None:
+            ring_push(&self.rt.ready, make_handle(fn, (self,), context, False))
+        else:
+            self.loop_.call_soon(fn, self, context=context)
+        return 0
+
+    # ---- await
+
+    def __await__(self):
+        return self
+
+    __iter__ = __await__
+
+    def __next__(self):
+        cdef bint done = False
+        value = loop_future_step(self, &done)
+        if not done:
+            return value
+        if value is not None:
+            rio_set_stop_value(value)
+        raise StopIteration     # returns NULL with the value set above
+
+    # ---- what asyncio code reads
+
+    __class_getitem__ = classmethod(_GenericAlias)
+
+    @property
+    def __class__(self):
+        # isinstance(fut, asyncio.Future) and asyncio.isfuture(fut) are true;
+        # type(fut) is still this class
+        return _AsyncioFuture
+
+    @property
+    def _asyncio_future_blocking(self):
+        return self.blocking
+
+    @_asyncio_future_blocking.setter
+    def _asyncio_future_blocking(self, value):
+        self.blocking = bool(value)
+
+    @property
+    def _state(self):
+        return AIO_STATE_NAMES[<int>self.state]
+
+    @property
+    def _loop(self):
+        return self.loop_
+
+    @property
+    def _result(self):
+        return self.result_value
+
+    @property
+    def _exception(self):
+        return self.exc
+
+    @property
+    def _cancel_message(self):
+        return self.cancel_msg
+
+    @_cancel_message.setter
+    def _cancel_message(self, value):
+        self.cancel_msg = value
+
+    @property
+    def _source_traceback(self):
+        return self.source_traceback
+
+    @property
+    def _log_traceback(self):
+        return self.log_tb
+
+    @_log_traceback.setter
+    def _log_traceback(self, value):
+        if value:
+            raise ValueError("_log_traceback can only be set to False")
+        self.log_tb = False
+
+    @property
+    def _callbacks(self):
+        """asyncio's (callback, context) pairs; a parked rio task shows as
+        its wake-up callback in its own context."""
+        if self.cb0 is None and self.callbacks is None:
+            return None
+        pairs = []
+        if self.cb0 is not None:
+            pairs.append(self.callback_pair(self.cb0, self.ctx0))
+        if self.callbacks is not None:
+            for fn, context in self.callbacks:
+                pairs.append(self.callback_pair(fn, context))
+        return pairs
+
+    cdef tuple callback_pair(self, object fn, object context):
+        if context is None:
+            return ((<Task>fn).get_cx().waker.future_done, (<Task>fn).context)
+        return (fn, context)
+
+    def __repr__(self):
+        if hasattr(_base_futures, "_future_repr"):
+            return _base_futures._future_repr(self)
+        return f"<Future {' '.join(_base_futures._future_repr_info(self))}>"
+
+
+cdef object loop_future_step(LoopFuture fut, bint *done):
+    """One resumption of ``await fut``: the future itself (to park on), or,
+    with ``*done`` set, its result (asyncio's FutureIter)."""
+    if fut.state == AIO_PENDING:
+        if not fut.blocking:
+            fut.blocking = True
+            return fut
+        raise RuntimeError("await wasn't used with future")
+    done[0] = True
+    return fut.result()
+
+
+# loop_future_step, seen as C: a new reference or NULL with the exception set
+ctypedef PyObject *(*raw_future_step_fn)(PyObject *fut, bint *done) noexcept
+cdef raw_future_step_fn raw_loop_future_step = <raw_future_step_fn><void *>loop_future_step
+
+
+cdef PySendResult loop_future_am_send(PyObject *fut, PyObject *arg,
+                                      PyObject **result) noexcept:
+    """LoopFuture's am_send: ``await`` on 3.11 resumes it here, with no StopIteration."""
+    cdef bint done = False
+    result[0] = raw_loop_future_step(fut, &done)
+    if result[0] == NULL:
+        return PYGEN_ERROR
+    return PYGEN_RETURN if done else PYGEN_NEXT
+
+
+rio_set_am_send(<PyObject *>LoopFuture, loop_future_am_send)
+
+
+def _debug_live_loop_futures():
+    return live_loop_futures_count
+
+
 # --------------------------------------------------------------------------- runtime
 
 cdef class Runtime:
@@ -1186,6 +1534,17 @@ cdef class Runtime:
                     ring_push(&self.ready, task)
                 return 0
             if value is not None:
+                if type(value) is LoopFuture and (<LoopFuture>value).blocking \
+                        and (<LoopFuture>value).loop_ is self:
+                    # the loop's own future: park in it, no done-callback
+                    (<LoopFuture>value).blocking = False
+                    (<LoopFuture>value).add_callback(task, None)
+                    task.fut_waiter = value
+                    if task.must_cancel:
+                        self.cancel_waiter(task)
+                    if transition_to_idle(task) == SUBMIT:
+                        ring_push(&self.ready, task)
+                    return 0
                 if getattr(value, "_asyncio_future_blocking", None) is True:
                     if value is task or (self.aio_tasks and future_loop(value) is not self):
                         task.throw_exc = self.bad_future(task, value)
@@ -1793,7 +2152,7 @@ def debug_counters():
     return {"tasks": live_tasks_count, "sleeps": _debug_live_sleeps(),
             "handles": _debug_live_handles(), "waiters": _debug_live_waiters(),
             "scoped_asyncio_tasks": _debug_scoped_asyncio_tasks(),
-            "groups": _debug_live_groups()}
+            "groups": _debug_live_groups(), "loop_futures": live_loop_futures_count}
 
 
 def debug_build():
