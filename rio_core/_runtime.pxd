@@ -105,7 +105,6 @@ cdef class Task:
     cdef bint has_joiner(self, Task joiner) noexcept
 
 
-
 cdef enum AioFutureState:
     # asyncio's Future states, in asyncio's names ("PENDING", ...)
     AIO_PENDING
@@ -138,8 +137,13 @@ cdef class LoopFuture:
     cdef int add_callback(self, object fn, object context) except -1
     cdef int schedule_callbacks(self) except -1
     cdef int run_callback(self, object fn, object context) except -1
+    cdef int check_initialized(self) except -1
     cdef object make_cancelled_error(self)
     cdef tuple callback_pair(self, object fn, object context)
+
+
+cdef class LoopFutureIter:
+    cdef LoopFuture fut
 
 # ---- task transitions: every change of Task.state is one of these (the table
 # is in the opening note of _runtime.pyx). Each checks its precondition in a

@@ -829,6 +829,12 @@ cdef object future_loop(object future):
     return get_loop()
 
 
+cdef bint future_cancelled(object future) except -1:
+    if type(future) is LoopFuture:
+        return (<LoopFuture>future).state == AIO_CANCELLED
+    return bool(future.cancelled())
+
+
 def _gen_probe():
     yield
 
@@ -918,7 +924,7 @@ cdef class LoopFuture:
         self.loop_ = loop
         self.rt = loop if isinstance(loop, Runtime) else None
         if loop.get_debug():
-            self.source_traceback = _extract_stack(sys._getframe(1))
+            self.source_traceback = _extract_stack(sys._getframe())
 
     def __dealloc__(self):
         if RIO_DEBUG_ENABLED:
@@ -966,6 +972,11 @@ cdef class LoopFuture:
         self.log_tb = False
         return self.exc
 
+    cdef inline int check_initialized(self) except -1:
+        if self.loop_ is None:
+            raise RuntimeError("Future object is not initialized.")
+        return 0
+
     cdef object make_cancelled_error(self):
         return CancelledError() if self.cancel_msg is None else CancelledError(self.cancel_msg)
 
@@ -978,6 +989,7 @@ cdef class LoopFuture:
     # ---- completing it
 
     def set_result(self, result):
+        self.check_initialized()
         if self.state != AIO_PENDING:
             raise InvalidStateError("invalid state")
         self.result_value = result
@@ -985,6 +997,7 @@ cdef class LoopFuture:
         self.schedule_callbacks()
 
     def set_exception(self, exception):
+        self.check_initialized()
         if self.state != AIO_PENDING:
             raise InvalidStateError("invalid state")
         if isinstance(exception, type) and issubclass(exception, BaseException):
@@ -1008,6 +1021,7 @@ cdef class LoopFuture:
         self.log_tb = True
 
     def cancel(self, msg=None):
+        self.check_initialized()
         self.log_tb = False
         if self.state != AIO_PENDING:
             return False
@@ -1019,6 +1033,7 @@ cdef class LoopFuture:
     # ---- callbacks
 
     def add_done_callback(self, fn, *, context=None):
+        self.check_initialized()
         if context is None:
             context = PyContext_CopyCurrent()
         if self.state != AIO_PENDING:
@@ -1029,6 +1044,7 @@ cdef class LoopFuture:
     def remove_done_callback(self, fn):
         cdef list kept = []
         cdef Py_ssize_t removed = 0
+        self.check_initialized()
         if self.cb0 is not None:
             if self.ctx0 is not None and self.cb0 == fn:
                 removed += 1
@@ -1089,18 +1105,14 @@ cdef class LoopFuture:
     # ---- await
 
     def __await__(self):
-        return self
+        cdef LoopFutureIter it = LoopFutureIter.__new__(LoopFutureIter)
+        it.fut = self
+        return it
 
-    __iter__ = __await__
-
-    def __next__(self):
-        cdef bint done = False
-        value = loop_future_step(self, &done)
-        if not done:
-            return value
-        if value is not None:
-            rio_set_stop_value(value)
-        raise StopIteration     # returns NULL with the value set above
+    def __iter__(self):
+        cdef LoopFutureIter it = LoopFutureIter.__new__(LoopFutureIter)
+        it.fut = self
+        return it
 
     # ---- what asyncio code reads
 
@@ -1183,34 +1195,74 @@ cdef class LoopFuture:
         return f"<Future {' '.join(_base_futures._future_repr_info(self))}>"
 
 
-cdef object loop_future_step(LoopFuture fut, bint *done):
+@cython.final
+@cython.freelist(16)
+cdef class LoopFutureIter:
+    """What ``await fut`` iterates (asyncio's FutureIter): yields the future
+    once to park on it, then returns its result."""
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cdef bint done = False
+        value = loop_future_iter_step(self, &done)
+        if not done:
+            return value
+        if value is not None:
+            rio_set_stop_value(value)
+        raise StopIteration     # returns NULL with the value set above
+
+    def send(self, value):
+        if value is not None:
+            raise TypeError("can't send non-None value to a FutureIter")
+        return self.__next__()
+
+    def throw(self, *args):
+        # a generator's throw() checks the arguments as asyncio's FutureIter
+        # does, then raises what it was given
+        thrower = _gen_probe()
+        next(thrower)
+        thrower.throw(*args)
+
+    def close(self):
+        self.fut = None
+
+
+cdef object loop_future_iter_step(LoopFutureIter it, bint *done):
     """One resumption of ``await fut``: the future itself (to park on), or,
-    with ``*done`` set, its result (asyncio's FutureIter)."""
+    with ``*done`` set, its result."""
+    cdef LoopFuture fut = it.fut
+    if fut is None:
+        done[0] = True      # exhausted
+        return None
     if fut.state == AIO_PENDING:
         if not fut.blocking:
             fut.blocking = True
             return fut
         raise RuntimeError("await wasn't used with future")
+    it.fut = None
     done[0] = True
     return fut.result()
 
 
-# loop_future_step, seen as C: a new reference or NULL with the exception set
-ctypedef PyObject *(*raw_future_step_fn)(PyObject *fut, bint *done) noexcept
-cdef raw_future_step_fn raw_loop_future_step = <raw_future_step_fn><void *>loop_future_step
+# loop_future_iter_step, seen as C: a new reference or NULL with the exception set
+ctypedef PyObject *(*raw_iter_step_fn)(PyObject *it, bint *done) noexcept
+cdef raw_iter_step_fn raw_loop_future_iter_step = <raw_iter_step_fn><void *>loop_future_iter_step
 
 
-cdef PySendResult loop_future_am_send(PyObject *fut, PyObject *arg,
-                                      PyObject **result) noexcept:
-    """LoopFuture's am_send: ``await`` on 3.11 resumes it here, with no StopIteration."""
+cdef PySendResult loop_future_iter_am_send(PyObject *it, PyObject *arg,
+                                           PyObject **result) noexcept:
+    """LoopFutureIter's am_send: ``await`` on 3.11 resumes it here, with no
+    StopIteration."""
     cdef bint done = False
-    result[0] = raw_loop_future_step(fut, &done)
+    result[0] = raw_loop_future_iter_step(it, &done)
     if result[0] == NULL:
         return PYGEN_ERROR
     return PYGEN_RETURN if done else PYGEN_NEXT
 
 
-rio_set_am_send(<PyObject *>LoopFuture, loop_future_am_send)
+rio_set_am_send(<PyObject *>LoopFutureIter, loop_future_iter_am_send)
 
 
 def _debug_live_loop_futures():
@@ -1503,8 +1555,15 @@ cdef class Runtime:
         cdef PySendResult status
         cdef object value
         cdef void *outer = rio_get_current_task()    # not NULL: an eager step
+        cdef object waiter = task.fut_waiter
         transition_to_running(task)
         task.fut_waiter = None
+        if task.must_cancel and waiter is not None and future_cancelled(waiter):
+            # cancelled while the future it waited on was already cancelled
+            # (its wake-up queued): as asyncio's Task, it gets that future's
+            # own CancelledError, which resuming it raises
+            task.must_cancel = False
+            task.cancels_thrown += 1
         self.polls += 1
         task.polls += 1
         rio_set_current_task(<void *>task)
