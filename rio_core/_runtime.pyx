@@ -134,7 +134,10 @@ cdef extern from "Python.h":
 
 cdef extern from "rio.h":
     ctypedef PySendResult (*sendfunc)(PyObject *, PyObject *, PyObject **) noexcept
-    void rio_set_am_send(PyObject *type, sendfunc am_send) noexcept
+    ctypedef struct PyAsyncMethods:
+        sendfunc am_send
+    void rio_set_am_send_only(PyObject *type, PyAsyncMethods *slots,
+                              sendfunc am_send) noexcept
 
 # Reactor cadence while work is ready (see the tick in the design note).
 # Bound: a readable fd is seen within one tick plus this interval, and within
@@ -1262,7 +1265,9 @@ cdef PySendResult loop_future_iter_am_send(PyObject *it, PyObject *arg,
     return PYGEN_RETURN if done else PYGEN_NEXT
 
 
-rio_set_am_send(<PyObject *>LoopFutureIter, loop_future_iter_am_send)
+cdef PyAsyncMethods loop_future_iter_async_slots     # zeroed: only am_send is set
+rio_set_am_send_only(<PyObject *>LoopFutureIter, &loop_future_iter_async_slots,
+                     loop_future_iter_am_send)
 
 
 def _debug_live_loop_futures():

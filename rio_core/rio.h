@@ -118,4 +118,17 @@ static inline void rio_set_am_send(PyObject *type, sendfunc am_send) {
     }
 }
 
+/* The same for an iterator that is not awaitable (no __await__, so the type
+ * has no async table): give it `slots`, a zeroed table of its own that must
+ * live as long as the type (a module-level static), holding only am_send. */
+static inline void rio_set_am_send_only(PyObject *type, PyAsyncMethods *slots,
+                                        sendfunc am_send) {
+    PyTypeObject *t = (PyTypeObject *)type;
+    if (t->tp_as_async == NULL) {
+        slots->am_send = am_send;
+        t->tp_as_async = slots;
+        PyType_Modified(t);
+    }
+}
+
 #endif
