@@ -72,6 +72,11 @@ cdef class Task:
     # queue when the task finishes (asyncio's order and context rules), and
     # the rio tasks parked in `await self`, as (task, None), woken in place.
     cdef list done_hooks
+    # The first callback in two fields, the rest in `callbacks` (most tasks
+    # get one: gather's or the awaiting task's). Invariant: cb0 is set only
+    # while the list is empty or None, so it is always the oldest entry.
+    cdef object cb0
+    cdef object ctx0
     cdef list callbacks
     # The asyncio Future side (the task is an asyncio.Task to asyncio code):
     # loop_ is the runtime that runs it (an asyncio loop on the asyncio door),
@@ -103,6 +108,9 @@ cdef class Task:
     cdef object join_step(self)
     cdef int leave_join(self) except -1
     cdef bint has_joiner(self, Task joiner) noexcept
+    cdef int push_callback(self, object fn, object context) except -1
+    cdef list callback_entries(self)
+    cdef int set_callback_entries(self, list entries) except -1
 
 
 cdef enum AioFutureState:
@@ -310,6 +318,7 @@ cdef class Runtime:
 
     @cython.final
     cdef int finish(self, Task task, TaskOutcome outcome, object value) except -1
+    cdef int run_done_callback(self, Task task, object fn, object context) except -1
     cdef list live_tasks(self)
     cdef int drop_live_tasks(self) except -1
 

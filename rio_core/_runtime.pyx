@@ -104,6 +104,7 @@ from types import GenericAlias as _GenericAlias
 from contextvars import Context as _ContextVarsContext
 from collections.abc import Coroutine as _AbcCoroutine
 from asyncio.events import _get_running_loop
+from warnings import warn as _warn
 
 from rio_core._process import SigintGuard, at_fork_in_child
 
@@ -546,19 +547,46 @@ cdef class Task:
             context = PyContext_CopyCurrent()
         if self.state == TASK_DONE:
             (<Runtime>self.loop_).queue_callback(fn, self, context)
+        else:
+            self.push_callback(fn, context)
+
+    cdef int push_callback(self, object fn, object context) except -1:
+        """Add a done callback (context None: a joining rio task), after the others."""
+        if self.cb0 is None and not self.callbacks:
+            if self.callbacks is not None:
+                self.callbacks = None
+            self.cb0 = fn
+            self.ctx0 = context
         elif self.callbacks is None:
             self.callbacks = [(fn, context)]
         else:
             self.callbacks.append((fn, context))
+        return 0
+
+    cdef list callback_entries(self):
+        """Every (fn, context) entry, oldest first (a new list)."""
+        cdef list entries = [] if self.cb0 is None else [(self.cb0, self.ctx0)]
+        if self.callbacks:
+            entries.extend(self.callbacks)
+        return entries
+
+    cdef int set_callback_entries(self, list entries) except -1:
+        self.cb0 = self.ctx0 = None
+        self.callbacks = None
+        for fn, context in entries:
+            self.push_callback(fn, context)
+        return 0
 
     def remove_done_callback(self, fn):
         """Remove every registration of ``fn``; returns how many."""
+        cdef list entries = self.callback_entries()
         cdef list kept
-        if not self.callbacks:
+        if not entries:
             return 0
-        kept = [entry for entry in self.callbacks if entry[0] != fn]
-        removed = len(self.callbacks) - len(kept)
-        self.callbacks = kept
+        kept = [entry for entry in entries if entry[0] != fn]
+        removed = len(entries) - len(kept)
+        if removed:
+            self.set_callback_entries(kept)
         return removed
 
     # ---- the asyncio Future side: asyncio code sees an asyncio.Task
@@ -654,9 +682,7 @@ cdef class Task:
     @property
     def _callbacks(self):
         """The asyncio done callbacks as (fn, context) pairs (joining tasks left out)."""
-        if not self.callbacks:
-            return []
-        return [entry for entry in self.callbacks if entry[1] is not None]
+        return [entry for entry in self.callback_entries() if entry[1] is not None]
 
     def get_stack(self, *, limit=None):
         """The frames of the task's coroutine (asyncio's get_stack)."""
@@ -765,10 +791,8 @@ cdef class Task:
             raise RuntimeError(f"Task cannot await on itself: {self!r}")
         # a joiner is a done callback like asyncio's wake-up callback, in the
         # same list, so it runs in registration order with the others
-        if self.callbacks is None:
-            self.callbacks = [(cur, None)]
-        elif not self.has_joiner(cur):
-            self.callbacks.append((cur, None))
+        if not self.has_joiner(cur):
+            self.push_callback(cur, None)
         if cur.rt is not None and cur.rt.aio_tasks:
             # asyncio's rule: cancelling a task that awaits another task
             # cancels that task (it is the awaiter's _fut_waiter)
@@ -778,15 +802,20 @@ cdef class Task:
     cdef int leave_join(self) except -1:
         """The joiner is being cancelled, thrown into or closed: stop waiting."""
         cdef Task cur = current_task_or_none()
-        if cur is not None and self.callbacks is not None and self.has_joiner(cur):
-            self.callbacks.remove((cur, None))
+        if cur is not None and self.has_joiner(cur):
+            self.set_callback_entries([
+                entry for entry in self.callback_entries()
+                if not (entry[0] is cur and entry[1] is None)])
         return 0
 
     cdef bint has_joiner(self, Task joiner) noexcept:
         cdef tuple entry
-        for entry in self.callbacks:
-            if entry[0] is joiner and entry[1] is None:
-                return True
+        if self.cb0 is joiner and self.ctx0 is None:
+            return True
+        if self.callbacks is not None:
+            for entry in self.callbacks:
+                if entry[0] is joiner and entry[1] is None:
+                    return True
         return False
 
 
@@ -891,6 +920,7 @@ cdef tuple AIO_STATE_NAMES = ("PENDING", "CANCELLED", "FINISHED")
 # 3.13 stores a RuntimeError in place of a StopIteration given to
 # set_exception(); earlier versions refuse it with a TypeError.
 cdef bint _stop_iteration_becomes_runtime_error = sys.version_info >= (3, 13)
+cdef bint _throw_signature_deprecated = sys.version_info >= (3, 12)
 cdef Py_ssize_t live_loop_futures_count = 0
 
 
@@ -1223,7 +1253,11 @@ cdef class LoopFutureIter:
 
     def throw(self, *args):
         # a generator's throw() checks the arguments as asyncio's FutureIter
-        # does, then raises what it was given
+        # does, then raises what it was given (this module's generators are
+        # Cython's, which do not warn about the three-argument form)
+        if len(args) > 1 and _throw_signature_deprecated:
+            _warn("the (type, exc, tb) signature of throw() is deprecated, "
+                  "use the single-arg signature instead.", DeprecationWarning, stacklevel=1)
         thrower = _gen_probe()
         next(thrower)
         thrower.throw(*args)
@@ -1721,7 +1755,6 @@ cdef class Runtime:
             return (PYGEN_ERROR, error)
 
     cdef int finish(self, Task task, TaskOutcome outcome, object value) except -1:
-        cdef Task waiter
         transition_to_complete(task)
         task.outcome = outcome
         task.result_value = value
@@ -1740,19 +1773,30 @@ cdef class Runtime:
             task.done_hooks = None
             for hook in hooks:
                 self.call_hook(hook, task)
+        if task.cb0 is not None:
+            fn = task.cb0
+            context = task.ctx0
+            task.cb0 = task.ctx0 = None
+            self.run_done_callback(task, fn, context)
         if task.callbacks is not None:
             callbacks = task.callbacks
             task.callbacks = None
             for fn, context in callbacks:
-                if context is None:     # a task joining this one (join_step)
-                    waiter = <Task>fn
-                    if waiter.rt is self:
-                        self.schedule(waiter)
-                else:
-                    ring_push(&self.ready, make_handle(fn, (task,), context, False))
+                self.run_done_callback(task, fn, context)
         if self.on_exit_hook is not None:
             self.call_hook(self.on_exit_hook, task)
         Py_DECREF(task)            # the live list's reference
+        return 0
+
+    cdef int run_done_callback(self, Task task, object fn, object context) except -1:
+        """Queue one of a finished task's done callbacks, or wake a joining task."""
+        cdef Task waiter
+        if context is None:     # a task joining this one (join_step)
+            waiter = <Task>fn
+            if waiter.rt is self:
+                self.schedule(waiter)
+        else:
+            ring_push(&self.ready, make_handle(fn, (task,), context, False))
         return 0
 
     # ---- the tick
