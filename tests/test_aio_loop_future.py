@@ -1,13 +1,8 @@
 """``loop.create_future()`` on rio's loop: rio's own Future (``LoopFuture``).
 
-Three oracles:
+Two oracles here (CPython's own Future tests are the third:
+test_aio_loop_future_cpython.py):
 
-- CPython's own Future tests (``test.test_asyncio.test_futures``: the
-  ``BaseFutureTests`` and ``BaseFutureDoneCallbackTests`` mixins), built for
-  ``LoopFuture`` as CPython builds them for ``_CFuture``, on CPython's
-  ``TestLoop`` and on rio's loop. The three tests that read the class's name
-  run with a factory named ``Future``: rio's Future calls itself ``Future``
-  (in its repr and its "never retrieved" report), as asyncio's does.
 - One test body on stdlib asyncio and on rio's loop (``arun``) for what
   asyncio code sees of a future.
 - hypothesis: random programs of tasks awaiting futures, callbacks, results,
@@ -21,78 +16,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
-import unittest
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rio_core._runtime import LoopFuture
-from test.test_asyncio import test_futures
-from test.test_asyncio import utils as test_utils
 
 import rio_rt
-
-
-class Future:
-    """Makes a LoopFuture; named as the class asyncio code sees."""
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        return LoopFuture(*args, **kwargs)
-
-
-class NamedAsFuture:
-    """The CPython tests that compare the class's ``__name__`` with what the
-    future prints."""
-
-    def test_future_repr(self) -> None:
-        with unittest.mock.patch.object(self, "cls", Future):
-            super().test_future_repr()  # type: ignore[misc]
-
-    def test_future_exception_never_retrieved(self) -> None:
-        with unittest.mock.patch.object(self, "cls", Future):
-            super().test_future_exception_never_retrieved()  # type: ignore[misc]
-
-    def test_future_exception_never_retrieved_debug(self) -> None:
-        with unittest.mock.patch.object(self, "cls", Future):
-            super().test_future_exception_never_retrieved_debug()  # type: ignore[misc]
-
-
-class TestCPythonFutureCasesOnTestLoop(
-    NamedAsFuture, test_futures.BaseFutureTests, test_utils.TestCase
-):
-    cls = LoopFuture
-
-
-class TestCPythonDoneCallbackCasesOnTestLoop(
-    test_futures.BaseFutureDoneCallbackTests, test_utils.TestCase
-):
-    def _new_future(self) -> Any:
-        return LoopFuture(loop=self.loop)
-
-
-class OnRioLoop:
-    """Run the cases on rio's loop instead of TestLoop."""
-
-    def setUp(self) -> None:
-        super().setUp()  # type: ignore[misc]
-        self.loop.close()  # type: ignore[has-type]
-        self.loop = rio_rt.new_event_loop()
-        self.set_event_loop(self.loop)  # type: ignore[attr-defined]
-
-
-class TestCPythonFutureCasesOnRio(
-    OnRioLoop, NamedAsFuture, test_futures.BaseFutureTests, test_utils.TestCase
-):
-    cls = LoopFuture
-
-
-class TestCPythonDoneCallbackCasesOnRio(
-    OnRioLoop, test_futures.BaseFutureDoneCallbackTests, test_utils.TestCase
-):
-    def _new_future(self) -> Any:
-        return self.loop.create_future()
-
 
 # ------------------------------------------------------------------ which Future
 
