@@ -147,6 +147,7 @@ cdef class LoopFuture:
     cdef int run_callback(self, object fn, object context) except -1
     cdef int check_initialized(self) except -1
     cdef object make_cancelled_error(self)
+    cdef object get_result(self)
     cdef tuple callback_pair(self, object fn, object context)
 
 

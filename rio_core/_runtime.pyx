@@ -988,6 +988,10 @@ cdef class LoopFuture:
         return self.state == AIO_CANCELLED
 
     def result(self):
+        return self.get_result()
+
+    cdef object get_result(self):
+        """``result()`` without a method look-up (what ``await`` returns)."""
         if self.state == AIO_CANCELLED:
             raise self.make_cancelled_error()
         if self.state != AIO_FINISHED:
@@ -1280,7 +1284,7 @@ cdef object loop_future_iter_step(LoopFutureIter it, bint *done):
         raise RuntimeError("await wasn't used with future")
     it.fut = None
     done[0] = True
-    return fut.result()
+    return fut.get_result()
 
 
 # loop_future_iter_step, seen as C: a new reference or NULL with the exception set
