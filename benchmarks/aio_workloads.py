@@ -3,9 +3,10 @@
 Every body is one asyncio program taking a loop factory, so the four columns run
 identical code: ``rio-loop`` is ``rio_rt.new_event_loop``, ``asyncio`` a fresh
 ``asyncio.SelectorEventLoop``, ``uvloop`` ``uvloop.new_event_loop`` and ``rloop``
-``rloop.new_event_loop``. Only ``aio_sleep0`` has a floor column: its coroutines
-yield nothing a loop must act on, so a bare ``coro.send`` loop can drive the very same
-code (``floor``); the other programs have no loop-free equivalent.
+``rloop.new_event_loop``. ``aio_sleep0`` and ``aio_queue`` have a floor column: a
+bare ``coro.send`` loop drives the very same coroutines (``floor``), with a stand-in
+running loop that only makes futures for the queue; the other programs need what a
+loop does (timers, sockets, tasks that others await) and have no loop-free equivalent.
 
 Workloads (names start with ``aio_``): call_soon chains, an ``asyncio.sleep(0)``
 loop, future ping-pong, create_task + gather, call_later + cancel churn, many
@@ -20,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 from workloads import (
@@ -230,24 +231,88 @@ def concurrent_sleeps(factory: LoopFactory) -> None:
 QUEUE_ITEMS = 50_000
 
 
+async def _queue_produce(queue: asyncio.Queue[int]) -> None:
+    for i in range(QUEUE_ITEMS):
+        await queue.put(i)
+
+
+async def _queue_consume(queue: asyncio.Queue[int]) -> int:
+    total = 0
+    for _ in range(QUEUE_ITEMS):
+        total += await queue.get()
+    return total
+
+
 def queue_producer_consumer(factory: LoopFactory) -> None:
     async def main() -> int:
         queue: asyncio.Queue[int] = asyncio.Queue(maxsize=100)
-
-        async def produce() -> None:
-            for i in range(QUEUE_ITEMS):
-                await queue.put(i)
-
-        async def consume() -> int:
-            total = 0
-            for _ in range(QUEUE_ITEMS):
-                total += await queue.get()
-            return total
-
-        _, total = await asyncio.gather(produce(), consume())
+        _, total = await asyncio.gather(_queue_produce(queue), _queue_consume(queue))
         return total
 
     expect("sum", _run(factory, main), QUEUE_ITEMS * (QUEUE_ITEMS - 1) // 2)
+
+
+class _FloorFuture:
+    """As little of a future as ``asyncio.Queue`` touches: ``done``, ``cancelled``,
+    ``set_result``, ``cancel``, and an ``__await__`` that yields itself until done."""
+
+    __slots__ = ("finished",)
+
+    def __init__(self) -> None:
+        self.finished = False
+
+    def done(self) -> bool:
+        return self.finished
+
+    def cancelled(self) -> bool:
+        return False
+
+    def set_result(self, _result: object) -> None:
+        self.finished = True
+
+    def cancel(self) -> bool:
+        return False
+
+    def __await__(self) -> Generator[_FloorFuture, None, None]:
+        while not self.finished:
+            yield self
+
+
+class _FloorLoop:
+    """The running loop ``asyncio.Queue`` finds in the floor: it only makes futures."""
+
+    def create_future(self) -> _FloorFuture:
+        return _FloorFuture()
+
+
+def queue_floor() -> None:
+    """The same producer and consumer on the same ``asyncio.Queue``, driven by a bare
+    ``coro.send`` loop: a coroutine parked in a future is sent ``None`` again only
+    once the future is done. No task, no handle, no scheduling: what CPython and
+    asyncio's own Queue code cost for this program, so ``floor vs asyncio`` bounds
+    any loop's ratio."""
+    queue: asyncio.Queue[int] = asyncio.Queue(maxsize=100)
+    loop = _FloorLoop()
+    asyncio.events._set_running_loop(loop)  # type: ignore[arg-type]
+    try:
+        waiting: dict[Coroutine[Any, Any, Any], _FloorFuture | None] = {
+            _queue_produce(queue): None,
+            _queue_consume(queue): None,
+        }
+        total = None
+        while waiting:
+            for coro, future in list(waiting.items()):
+                if future is not None and not future.finished:
+                    continue
+                try:
+                    waiting[coro] = coro.send(None)
+                except StopIteration as stop:
+                    del waiting[coro]
+                    if stop.value is not None:
+                        total = stop.value
+    finally:
+        asyncio.events._set_running_loop(None)
+    expect("sum", total, QUEUE_ITEMS * (QUEUE_ITEMS - 1) // 2)
 
 
 # -- TCP ----------------------------------------------------------------------------
@@ -507,6 +572,7 @@ _register(
     f"asyncio.Queue(maxsize=100), {QUEUE_ITEMS} items",
     {"items": QUEUE_ITEMS},
     queue_producer_consumer,
+    floor=queue_floor,
 )
 _register(
     "aio_echo_protocols",
