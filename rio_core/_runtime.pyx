@@ -139,6 +139,7 @@ cdef extern from "rio.h":
         sendfunc am_send
     void rio_set_am_send_only(PyObject *type, PyAsyncMethods *slots,
                               sendfunc am_send) noexcept
+    void rio_drop_empty_dict(PyObject *obj) noexcept
 
 # Reactor cadence while work is ready (see the tick in the design note).
 # Bound: a readable fd is seen within one tick plus this interval, and within
@@ -351,6 +352,7 @@ cdef class Task:
     """A spawned coroutine. Await it to join: you get its result or its exception."""
 
     def __cinit__(self, *args, **kwargs):
+        rio_drop_empty_dict(<PyObject *>self)   # made on first use instead
         if RIO_DEBUG_ENABLED:
             global live_tasks_count
             live_tasks_count += 1

@@ -131,4 +131,24 @@ static inline void rio_set_am_send_only(PyObject *type, PyAsyncMethods *slots,
     }
 }
 
+/* Cython makes the instance dict of a type declaring `cdef dict __dict__` in
+ * tp_new, for every instance. Drop it while it is still empty: the generic
+ * attribute code (and the `__dict__` getter, PyObject_GenericGetDict) makes
+ * one on first use, and Cython's traverse, clear and dealloc accept NULL. An
+ * instance with no dict also keeps CPython 3.12+'s method-call specialisation
+ * (LOAD_ATTR_METHOD_LAZY_DICT), which an instance dict turns off. */
+static inline void rio_drop_empty_dict(PyObject *obj) {
+    Py_ssize_t offset = Py_TYPE(obj)->tp_dictoffset;
+    PyObject **slot, *dict;
+    if (offset <= 0) {
+        return;
+    }
+    slot = (PyObject **)((char *)obj + offset);
+    dict = *slot;
+    if (dict != NULL && PyDict_CheckExact(dict) && PyDict_GET_SIZE(dict) == 0) {
+        *slot = NULL;
+        Py_DECREF(dict);
+    }
+}
+
 #endif

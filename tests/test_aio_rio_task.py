@@ -11,6 +11,7 @@ import gc
 import os
 import subprocess
 import sys
+import weakref
 from typing import Any
 
 import pytest
@@ -72,6 +73,46 @@ def test_native_tasks_are_asyncio_tasks_of_the_loop_too() -> None:
 
 
 # ---- the Future side
+
+
+def test_attributes_set_on_a_task_live_in_a_dict_made_on_first_use(
+    arun: Any, loop_name: str
+) -> None:
+    async def child() -> None:
+        await asyncio.sleep(0)
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+
+        async def cycle() -> weakref.ref[Any]:
+            task = loop.create_task(child())
+            await task
+            task.me = task  # a cycle through the instance dict: the collector's to free
+            return weakref.ref(task)
+
+        plain, tagged = loop.create_task(child()), loop.create_task(child())
+        tagged.tag = "mine"
+        await asyncio.gather(plain, tagged)
+        facts: list[Any] = [tagged.tag, hasattr(plain, "tag"), getattr(plain, "tag", None)]
+        gone = await cycle()
+        for _ in range(3):  # until the done callbacks that hold the task have run
+            await asyncio.sleep(0)
+        gc.collect()
+        facts.append(gone() is None)
+        if loop_name == "rio":
+            facts += [dict(vars(tagged)), dict(plain.__dict__)]
+            # no dict until one is needed: none among the referents the collector sees
+            fresh = loop.create_task(child())
+            facts.append(any(type(r) is dict for r in gc.get_referents(fresh)))
+            fresh.x = 1
+            facts.append([dict(r) for r in gc.get_referents(fresh) if type(r) is dict])
+            await fresh
+        else:  # CPython's Task has an instance dict but no __dict__ attribute
+            facts += [{"tag": "mine"}, {}, False, [{"x": 1}]]
+        return facts
+
+    expected = ["mine", False, None, True, {"tag": "mine"}, {}, False, [{"x": 1}]]
+    assert arun(main()) == expected
 
 
 def test_done_callbacks_run_later_in_order_in_their_context(arun: Any) -> None:
