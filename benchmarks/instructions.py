@@ -42,29 +42,38 @@ def body_main(name: str, runner: str, runs: int) -> None:
         body()
 
 
+def run_callgrind(python: str, name: str, runner: str, runs: int, out: Path) -> str:
+    """Run ``name``'s ``runner`` body ``runs`` times under callgrind, writing its
+    profile to ``out``; return valgrind's report (stderr)."""
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={out}",
+        python,
+        str(Path(__file__).resolve()),
+        "--body",
+        name,
+        runner,
+        str(runs),
+    ]
+    # the same start-up in every run: no hash randomisation, and no .pyc written
+    # by the first run for the next to load
+    env = dict(os.environ, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
+    done = subprocess.run(command, capture_output=True, text=True, cwd=out.parent, env=env)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        raise SystemExit(f"{python} {name}:{runner}: exit status {done.returncode}")
+    return done.stderr
+
+
 def instructions(python: str, name: str, runner: str, runs: int) -> int:
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        command = [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out}",
-            python,
-            str(Path(__file__).resolve()),
-            "--body",
-            name,
-            runner,
-            str(runs),
-        ]
-        # the same start-up in every run: no hash randomisation, and no .pyc written
-        # by the first run for the next to load
-        env = dict(os.environ, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
-        done = subprocess.run(command, capture_output=True, text=True, cwd=tmp, env=env)
-        match = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
-        if done.returncode != 0 or match is None:
-            sys.stderr.write(done.stderr[-4000:])
-            raise SystemExit(f"{python} {name}:{runner}: exit status {done.returncode}")
-        return int(match.group(1))
+        report = run_callgrind(python, name, runner, runs, Path(tmp) / "callgrind.out")
+    match = re.search(r"Collected\s*:\s*(\d+)", report)
+    if match is None:
+        sys.stderr.write(report[-4000:])
+        raise SystemExit(f"{python} {name}:{runner}: no instruction count in valgrind's report")
+    return int(match.group(1))
 
 
 def per_run(python: str, name: str, runner: str) -> int:

@@ -28,7 +28,6 @@ more, since the engine's calls into CPython count as CPython's). Needs valgrind 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -37,7 +36,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from instructions import run_callgrind
+
 SHARES = ("engine", "asyncio C", "bytecode", "GC", "alloc", "other CPython")
 
 # "1,234 (0.12%)  path/file.c:function'2 [object]"; the object is missing on lines of
@@ -65,22 +65,7 @@ def per_function(python: str, name: str, runner: str, runs: int) -> Counter[str]
     """Instructions per share for ``runs`` runs of the body, start-up included."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
-        command = [
-            "valgrind",
-            "--tool=callgrind",
-            f"--callgrind-out-file={out}",
-            python,
-            str(HERE / "instructions.py"),
-            "--body",
-            name,
-            runner,
-            str(runs),
-        ]
-        env = dict(os.environ, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
-        done = subprocess.run(command, capture_output=True, text=True, cwd=tmp, env=env)
-        if done.returncode != 0:
-            sys.stderr.write(done.stderr[-4000:])
-            raise SystemExit(f"{python} {name}:{runner}: exit status {done.returncode}")
+        run_callgrind(python, name, runner, runs, out)
         annotated = subprocess.run(
             ["callgrind_annotate", "--threshold=100", "--inclusive=no", str(out)],
             capture_output=True,
