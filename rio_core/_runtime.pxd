@@ -39,7 +39,30 @@ cdef enum NextStep:
 cdef class Runtime
 
 
-cdef class Task:
+cdef class DoneCallbacks:
+    # The done callbacks of a task or a loop future, oldest first: the first
+    # in two fields (most get one: the task that awaits them, or gather's),
+    # the rest in a list. Invariant: cb0 is None only while callbacks is
+    # None. An entry with context None is a rio task parked or joining here,
+    # woken in place of a callback.
+    cdef object cb0
+    cdef object ctx0
+    cdef list callbacks
+
+    @cython.final
+    cdef int push_callback(self, object fn, object context) except -1
+
+    @cython.final
+    cdef list callback_entries(self)
+
+    @cython.final
+    cdef int set_callback_entries(self, list entries) except -1
+
+    @cython.final
+    cdef Py_ssize_t remove_callbacks(self, object fn, bint rio_tasks_too) except -1
+
+
+cdef class Task(DoneCallbacks):
     cdef Runtime rt                 # None once done (breaks the rt <-> task cycle)
     cdef object coro                # None once done (frees the frame)
     cdef object context             # the contextvars.Context the task runs in
@@ -67,17 +90,12 @@ cdef class Task:
     cdef Context cx_                # created on first use; one per task
     cdef object fut_waiter          # the asyncio future this task parks on, or None
     # Done callbacks, two kinds. done_hooks: the engine's own (JoinSet,
-    # TaskGroup), called with the task inside finish(). callbacks: asyncio's
-    # add_done_callback, as (fn, context) pairs, queued as handles on the ready
-    # queue when the task finishes (asyncio's order and context rules), and
-    # the rio tasks parked in `await self`, as (task, None), woken in place.
+    # TaskGroup), called with the task inside finish(). The callback slots
+    # (DoneCallbacks): asyncio's add_done_callback, as (fn, context) pairs,
+    # queued as handles on the ready queue when the task finishes (asyncio's
+    # order and context rules), and the rio tasks parked in `await self`, as
+    # (task, None), woken in place.
     cdef list done_hooks
-    # The first callback in two fields, the rest in `callbacks` (most tasks
-    # get one: gather's or the awaiting task's). Invariant: cb0 is set only
-    # while the list is empty or None, so it is always the oldest entry.
-    cdef object cb0
-    cdef object ctx0
-    cdef list callbacks
     # The asyncio Future side (the task is an asyncio.Task to asyncio code):
     # loop_ is the runtime that runs it (an asyncio loop on the asyncio door),
     # kept once done for get_loop(); future_blocking is _asyncio_future_blocking.
@@ -108,9 +126,6 @@ cdef class Task:
     cdef object join_step(self)
     cdef int leave_join(self) except -1
     cdef bint has_joiner(self, Task joiner) noexcept
-    cdef int push_callback(self, object fn, object context) except -1
-    cdef list callback_entries(self)
-    cdef int set_callback_entries(self, list entries) except -1
 
 
 cdef enum AioFutureState:
@@ -120,7 +135,7 @@ cdef enum AioFutureState:
     AIO_FINISHED
 
 
-cdef class LoopFuture:
+cdef class LoopFuture(DoneCallbacks):
     # An asyncio future of rio's loop (loop.create_future()). A rio task
     # parked on it is kept in the callback slots as (task, None) and is
     # woken in place of a callback; everything else is asyncio's Future.
@@ -133,16 +148,9 @@ cdef class LoopFuture:
     cdef object exc
     cdef object exc_tb
     cdef object cancel_msg
-    # The first callback in two fields, the rest in a list (most futures
-    # have one: the task that awaits them). A pair with context None is a
-    # rio task parked here.
-    cdef object cb0
-    cdef object ctx0
-    cdef list callbacks
     cdef object source_traceback
     cdef object __weakref__
 
-    cdef int add_callback(self, object fn, object context) except -1
     cdef int schedule_callbacks(self) except -1
     cdef int run_callback(self, object fn, object context) except -1
     cdef int check_initialized(self) except -1

@@ -86,8 +86,12 @@ class Context:
     @property
     def waker(self) -> Waker: ...
 
+@disjoint_base
+class DoneCallbacks:
+    """The done-callback slots a Task and a LoopFuture share (no Python API)."""
+
 @final
-class Task(Generic[_T_co]):
+class Task(DoneCallbacks, Generic[_T_co]):
     """A spawned coroutine. Await it to join: you get its result or its exception."""
 
     @property
@@ -192,7 +196,7 @@ class Task(Generic[_T_co]):
     def __del__(self) -> None: ...
 
 @final
-class LoopFuture(Generic[_T]):
+class LoopFuture(DoneCallbacks, Generic[_T]):
     """asyncio's Future, made by rio's loop for ``loop.create_future()``."""
 
     def __init__(self, *, loop: Any | None = None) -> None: ...

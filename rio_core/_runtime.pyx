@@ -347,8 +347,55 @@ cdef int report_unraisable(object info) except -1:
     return 0
 
 
+cdef class DoneCallbacks:
+    """The done-callback slots a Task and a LoopFuture share (see the .pxd)."""
+
+    @cython.final
+    cdef int push_callback(self, object fn, object context) except -1:
+        """Add a done callback (context None: a rio task), after the others."""
+        if self.cb0 is None:
+            self.cb0 = fn
+            self.ctx0 = context
+        elif self.callbacks is None:
+            self.callbacks = [(fn, context)]
+        else:
+            self.callbacks.append((fn, context))
+        return 0
+
+    @cython.final
+    cdef list callback_entries(self):
+        """Every (fn, context) entry, oldest first (a new list)."""
+        cdef list entries = [] if self.cb0 is None else [(self.cb0, self.ctx0)]
+        if self.callbacks is not None:
+            entries.extend(self.callbacks)
+        return entries
+
+    @cython.final
+    cdef int set_callback_entries(self, list entries) except -1:
+        self.cb0 = self.ctx0 = None
+        self.callbacks = None
+        for fn, context in entries:
+            self.push_callback(fn, context)
+        return 0
+
+    @cython.final
+    cdef Py_ssize_t remove_callbacks(self, object fn, bint rio_tasks_too) except -1:
+        """Remove every entry whose callback equals ``fn`` (asyncio's
+        remove_done_callback); the rio tasks' entries only if
+        ``rio_tasks_too``. Returns how many."""
+        cdef list entries = self.callback_entries()
+        cdef list kept = [
+            entry for entry in entries
+            if not ((rio_tasks_too or (<tuple>entry)[1] is not None)
+                    and (<tuple>entry)[0] == fn)]
+        cdef Py_ssize_t removed = len(entries) - len(kept)
+        if removed:
+            self.set_callback_entries(kept)
+        return removed
+
+
 @cython.final
-cdef class Task:
+cdef class Task(DoneCallbacks):
     """A spawned coroutine. Await it to join: you get its result or its exception."""
 
     def __cinit__(self, *args, **kwargs):
@@ -552,44 +599,9 @@ cdef class Task:
         else:
             self.push_callback(fn, context)
 
-    cdef int push_callback(self, object fn, object context) except -1:
-        """Add a done callback (context None: a joining rio task), after the others."""
-        if self.cb0 is None and not self.callbacks:
-            if self.callbacks is not None:
-                self.callbacks = None
-            self.cb0 = fn
-            self.ctx0 = context
-        elif self.callbacks is None:
-            self.callbacks = [(fn, context)]
-        else:
-            self.callbacks.append((fn, context))
-        return 0
-
-    cdef list callback_entries(self):
-        """Every (fn, context) entry, oldest first (a new list)."""
-        cdef list entries = [] if self.cb0 is None else [(self.cb0, self.ctx0)]
-        if self.callbacks:
-            entries.extend(self.callbacks)
-        return entries
-
-    cdef int set_callback_entries(self, list entries) except -1:
-        self.cb0 = self.ctx0 = None
-        self.callbacks = None
-        for fn, context in entries:
-            self.push_callback(fn, context)
-        return 0
-
     def remove_done_callback(self, fn):
         """Remove every registration of ``fn``; returns how many."""
-        cdef list entries = self.callback_entries()
-        cdef list kept
-        if not entries:
-            return 0
-        kept = [entry for entry in entries if entry[0] != fn]
-        removed = len(entries) - len(kept)
-        if removed:
-            self.set_callback_entries(kept)
-        return removed
+        return self.remove_callbacks(fn, True)
 
     # ---- the asyncio Future side: asyncio code sees an asyncio.Task
 
@@ -1078,39 +1090,11 @@ cdef class LoopFuture:
         if self.state != AIO_PENDING:
             self.run_callback(fn, context)
         else:
-            self.add_callback(fn, context)
+            self.push_callback(fn, context)
 
     def remove_done_callback(self, fn):
-        cdef list kept = []
-        cdef Py_ssize_t removed = 0
         self.check_initialized()
-        if self.cb0 is not None:
-            if self.ctx0 is not None and self.cb0 == fn:
-                removed += 1
-            else:
-                kept.append((self.cb0, self.ctx0))
-        if self.callbacks is not None:
-            for entry in self.callbacks:
-                if (<tuple>entry)[1] is not None and (<tuple>entry)[0] == fn:
-                    removed += 1
-                else:
-                    kept.append(entry)
-        if removed:
-            self.cb0 = self.ctx0 = None
-            self.callbacks = None
-            for cb, ctx in kept:
-                self.add_callback(cb, ctx)
-        return removed
-
-    cdef int add_callback(self, object fn, object context) except -1:
-        if self.cb0 is None and self.callbacks is None:
-            self.cb0 = fn
-            self.ctx0 = context
-        elif self.callbacks is None:
-            self.callbacks = [(fn, context)]
-        else:
-            self.callbacks.append((fn, context))
-        return 0
+        return self.remove_callbacks(fn, False)
 
     cdef int schedule_callbacks(self) except -1:
         """The future is done: queue its callbacks and wake its rio tasks, in
@@ -1213,15 +1197,9 @@ cdef class LoopFuture:
     def _callbacks(self):
         """asyncio's (callback, context) pairs; a parked rio task shows as
         its wake-up callback in its own context."""
-        if self.cb0 is None and self.callbacks is None:
+        if self.cb0 is None:
             return None
-        pairs = []
-        if self.cb0 is not None:
-            pairs.append(self.callback_pair(self.cb0, self.ctx0))
-        if self.callbacks is not None:
-            for fn, context in self.callbacks:
-                pairs.append(self.callback_pair(fn, context))
-        return pairs
+        return [self.callback_pair(fn, context) for fn, context in self.callback_entries()]
 
     cdef tuple callback_pair(self, object fn, object context):
         if context is None:
@@ -1642,7 +1620,7 @@ cdef class Runtime:
                         and (<LoopFuture>value).loop_ is self:
                     # the loop's own future: park in it, no done-callback
                     (<LoopFuture>value).blocking = False
-                    (<LoopFuture>value).add_callback(task, None)
+                    (<LoopFuture>value).push_callback(task, None)
                     task.fut_waiter = value
                     if task.must_cancel:
                         self.cancel_waiter(task)
