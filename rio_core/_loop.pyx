@@ -38,6 +38,12 @@ from asyncio.format_helpers import extract_stack as _extract_stack
 from sys import _getframe
 from asyncio import Future as _Future, Task as _Task
 from asyncio import tasks as _asyncio_tasks
+from asyncio import futures as _asyncio_futures
+import asyncio as _asyncio
+from rio_core._runtime import (
+    future_add_to_awaited_by as _rio_future_add_to_awaited_by,
+    future_discard_from_awaited_by as _rio_future_discard_from_awaited_by,
+)
 import os as _os
 import sys as _sys
 
@@ -47,6 +53,29 @@ cdef dict _current_tasks = _asyncio_tasks._current_tasks
 cdef object _task_registry = getattr(_asyncio_tasks, "_scheduled_tasks", None)
 if _task_registry is None:
     _task_registry = _asyncio_tasks._all_tasks
+# From 3.14 asyncio's C module keeps both out of reach: the current task is in
+# the thread state, set through _swap_current_task, and tasks that are not its
+# own are registered through _register_task (the pure-Python versions, where
+# the C module is missing, keep the dict and the WeakSet above).
+cdef object _swap_current_task = None
+cdef object _register_task = None
+if _sys.version_info >= (3, 14):
+    _swap_current_task = _asyncio_tasks._swap_current_task
+    _register_task = _asyncio_tasks._register_task
+# 3.14's call graph: gather, TaskGroup, shield and the rest record which task
+# awaits which through asyncio.futures' two functions, whose C versions skip
+# futures that are not CPython's. rio's versions record edges on rio's Tasks
+# and loop futures too, and hand the rest to asyncio's.
+if hasattr(_asyncio_futures, "future_add_to_awaited_by"):
+    _asyncio_futures.future_add_to_awaited_by = _rio_future_add_to_awaited_by
+    _asyncio_futures.future_discard_from_awaited_by = _rio_future_discard_from_awaited_by
+    _asyncio.future_add_to_awaited_by = _rio_future_add_to_awaited_by
+    _asyncio.future_discard_from_awaited_by = _rio_future_discard_from_awaited_by
+
+# asyncio's own check, without the deprecation warning its public name gives
+# from 3.14
+cdef object _iscoroutinefunction = getattr(
+    _coroutines, "_iscoroutinefunction", _coroutines.iscoroutinefunction)
 cdef object _eager_task_factory = getattr(_asyncio_tasks, "eager_task_factory", None)
 # asyncio's create_task takes eager_start from 3.14 (eager tasks exist from 3.12:
 # the task factory, and the Task constructor's eager_start)
@@ -66,6 +95,8 @@ cdef class LoopCore(Runtime):
         self.aio_tasks = True
         self.aio_current = _current_tasks
         self.aio_registry = _task_registry
+        self.aio_swap = _swap_current_task
+        self.aio_register = _register_task
         self.rio_tasks = default_task_kind() == "rio"
 
     def _use_tasks(self, kind):
@@ -152,7 +183,7 @@ cdef class LoopCore(Runtime):
 
     cdef int check_call(self, object callback, str method) except -1:
         """Debug mode: the checks asyncio makes on every scheduled call."""
-        if _coroutines.iscoroutine(callback) or _coroutines.iscoroutinefunction(callback):
+        if _coroutines.iscoroutine(callback) or _iscoroutinefunction(callback):
             raise TypeError(f"coroutines cannot be used with {method}()")
         if not callable(callback):
             raise TypeError(f"a callable object was expected by {method}(), got {callback!r}")

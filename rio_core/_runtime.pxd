@@ -48,9 +48,17 @@ cdef class DoneCallbacks:
     cdef object cb0
     cdef object ctx0
     cdef list callbacks
+    # 3.14's call graph (asyncio.capture_call_graph): the awaiters asyncio
+    # recorded with future_add_to_awaited_by (gather's and TaskGroup's parent
+    # task), None or a set. The rio tasks parked or joining here are awaiters
+    # too, read off the entries above (awaiters()).
+    cdef object awaited_by
 
     @cython.final
     cdef int push_callback(self, object fn, object context) except -1
+
+    @cython.final
+    cdef object awaiters(self, bint parked_only)
 
     @cython.final
     cdef list callback_entries(self)
@@ -292,6 +300,10 @@ cdef class Runtime:
     # asyncio loop). Each step makes the task asyncio's current task of the
     # loop (aio_current is asyncio's own current-tasks dict) and each spawn
     # registers it where asyncio.all_tasks() looks (aio_registry, a WeakSet).
+    # From CPython 3.14 asyncio keeps the current task in the thread state and
+    # its registry of other tasks inside its C module: there aio_swap is
+    # asyncio's _swap_current_task and aio_register its _register_task, and
+    # the dict and WeakSet go unused (both None before 3.14).
     cdef bint aio_tasks
     # The context the done callbacks of asyncio futures that tasks park on run
     # in: empty, one per runtime (so never entered twice at once), and no copy
@@ -299,6 +311,11 @@ cdef class Runtime:
     cdef object wake_context
     cdef dict aio_current
     cdef object aio_registry
+    cdef object aio_swap
+    cdef object aio_register
+
+    @cython.final
+    cdef object swap_aio_current(self, object task)
 
     cdef int64_t now_ns(self) noexcept
 

@@ -97,10 +97,11 @@ from asyncio import CancelledError, InvalidStateError, Task as _AsyncioTask
 from asyncio import base_tasks as _base_tasks
 from asyncio import base_futures as _base_futures
 from asyncio import Future as _AsyncioFuture
+from asyncio import futures as _asyncio_futures
 from asyncio.events import get_event_loop as _get_event_loop
 from asyncio.coroutines import iscoroutine as _aio_iscoroutine
 from asyncio.format_helpers import extract_stack as _extract_stack
-from types import GenericAlias as _GenericAlias
+from types import GenericAlias as _GenericAlias, TracebackType
 from contextvars import Context as _ContextVarsContext
 from collections.abc import Coroutine as _AbcCoroutine
 from asyncio.events import _get_running_loop
@@ -393,6 +394,63 @@ cdef class DoneCallbacks:
             self.set_callback_entries(kept)
         return removed
 
+    @cython.final
+    cdef object awaiters(self, bint parked_only):
+        """``_asyncio_awaited_by``: a frozenset of what awaits this (the rio
+        tasks joining or parked here, with ``parked_only`` only those whose
+        fut_waiter this is, and what asyncio recorded), or None."""
+        cdef set found = set() if self.awaited_by is None else set(self.awaited_by)
+        cdef tuple entry
+        for entry in self.callback_entries():
+            if entry[1] is None and type(entry[0]) is Task and (
+                    not parked_only or (<Task>entry[0]).fut_waiter is self):
+                found.add(entry[0])
+        return frozenset(found) if found else None
+
+    @property
+    def _asyncio_awaited_by(self):
+        """What awaits this, for asyncio's call graph (3.14): a frozenset, or
+        None."""
+        return self.awaiters(type(self) is LoopFuture)
+
+
+# asyncio's own future_add_to_awaited_by and future_discard_from_awaited_by
+# (3.14), which record edges only between CPython's Futures and Tasks
+cdef object _c_future_add_to_awaited_by = getattr(
+    _asyncio_futures, "future_add_to_awaited_by", None)
+cdef object _c_future_discard_from_awaited_by = getattr(
+    _asyncio_futures, "future_discard_from_awaited_by", None)
+
+
+def future_add_to_awaited_by(fut, waiter, /):
+    """asyncio's ``future_add_to_awaited_by`` (3.14) for rio's Tasks and
+    loop futures too: record that ``waiter`` awaits ``fut``. gather and
+    TaskGroup call it for their children; rio_rt installs it in asyncio."""
+    cdef DoneCallbacks slots
+    if type(fut) is Task or type(fut) is LoopFuture:
+        if isinstance(waiter, _AsyncioFuture):
+            slots = <DoneCallbacks>fut
+            if slots.awaited_by is None:
+                slots.awaited_by = {waiter}
+            else:
+                slots.awaited_by.add(waiter)
+    elif _c_future_add_to_awaited_by is not None:
+        _c_future_add_to_awaited_by(fut, waiter)
+
+
+def future_discard_from_awaited_by(fut, waiter, /):
+    """asyncio's ``future_discard_from_awaited_by`` (3.14), for rio's Tasks
+    and loop futures too."""
+    cdef DoneCallbacks slots
+    if type(fut) is Task or type(fut) is LoopFuture:
+        slots = <DoneCallbacks>fut
+        if slots.awaited_by is not None:
+            slots.awaited_by.discard(waiter)
+            if not slots.awaited_by:
+                slots.awaited_by = None
+    elif _c_future_discard_from_awaited_by is not None:
+        _c_future_discard_from_awaited_by(fut, waiter)
+
 
 @cython.final
 cdef class Task(DoneCallbacks):
@@ -485,6 +543,10 @@ cdef class Task(DoneCallbacks):
     @name.setter
     def name(self, value):
         self.name_ = str(value)
+
+    @name.deleter
+    def name(self):
+        raise_cannot_delete()
 
     def get_name(self):
         return self.name
@@ -622,6 +684,10 @@ cdef class Task(DoneCallbacks):
     def _asyncio_future_blocking(self, value):
         self.future_blocking = bool(value)
 
+    @_asyncio_future_blocking.deleter
+    def _asyncio_future_blocking(self):
+        raise_cannot_delete()
+
     def get_loop(self):
         """The runtime that runs the task: its asyncio loop on the asyncio door."""
         return self.loop_
@@ -659,6 +725,10 @@ cdef class Task(DoneCallbacks):
     def _cancel_message(self, value):
         self.cancel_msg = value
 
+    @_cancel_message.deleter
+    def _cancel_message(self):
+        raise_cannot_delete()
+
     def _make_cancelled_error(self):
         """The CancelledError to raise for this cancelled task (asyncio's name)."""
         return self._cancelled_error()
@@ -670,6 +740,10 @@ cdef class Task(DoneCallbacks):
     @_log_destroy_pending.setter
     def _log_destroy_pending(self, value):
         self.quiet_destroy = not value
+
+    @_log_destroy_pending.deleter
+    def _log_destroy_pending(self):
+        raise_cannot_delete()
 
     @property
     def _source_traceback(self):
@@ -692,6 +766,10 @@ cdef class Task(DoneCallbacks):
         if value:
             raise ValueError("_log_traceback can only be set to False")
         self.exception_retrieved = True
+
+    @_log_traceback.deleter
+    def _log_traceback(self):
+        raise_cannot_delete()
 
     @property
     def _callbacks(self):
@@ -1155,6 +1233,10 @@ cdef class LoopFuture:
     def _asyncio_future_blocking(self, value):
         self.blocking = bool(value)
 
+    @_asyncio_future_blocking.deleter
+    def _asyncio_future_blocking(self):
+        raise_cannot_delete()
+
     @property
     def _state(self):
         return AIO_STATE_NAMES[<int>self.state]
@@ -1179,6 +1261,10 @@ cdef class LoopFuture:
     def _cancel_message(self, value):
         self.cancel_msg = value
 
+    @_cancel_message.deleter
+    def _cancel_message(self):
+        raise_cannot_delete()
+
     @property
     def _source_traceback(self):
         return self.source_traceback
@@ -1192,6 +1278,10 @@ cdef class LoopFuture:
         if value:
             raise ValueError("_log_traceback can only be set to False")
         self.log_tb = False
+
+    @_log_traceback.deleter
+    def _log_traceback(self):
+        raise_cannot_delete()
 
     @property
     def _callbacks(self):
@@ -1210,6 +1300,12 @@ cdef class LoopFuture:
         if hasattr(_base_futures, "_future_repr"):
             return _base_futures._future_repr(self)
         return f"<Future {' '.join(_base_futures._future_repr_info(self))}>"
+
+
+cdef int raise_cannot_delete() except -1:
+    # asyncio's C Future and Task refuse to delete their settable attributes
+    # (a Cython property without a deleter would raise NotImplementedError)
+    raise AttributeError("cannot delete attribute")
 
 
 @cython.final
@@ -1242,12 +1338,29 @@ cdef class LoopFutureIter:
         if len(args) > 1 and _throw_signature_deprecated:
             _warn("the (type, exc, tb) signature of throw() is deprecated, "
                   "use the single-arg signature instead.", DeprecationWarning, stacklevel=1)
+        if throwable(args):
+            # as asyncio's FutureIter: once it has raised what it was given,
+            # the iterator is finished (a later send() stops at once)
+            self.fut = None
         thrower = _gen_probe()
         next(thrower)
         thrower.throw(*args)
 
     def close(self):
         self.fut = None
+
+
+cdef bint throwable(tuple args):
+    """Whether throw(*args) raises what it was given, not a TypeError about
+    its arguments."""
+    if not args or len(args) > 3:
+        return False
+    typ = args[0]
+    if len(args) == 3 and args[2] is not None and not isinstance(args[2], TracebackType):
+        return False
+    if isinstance(typ, BaseException):
+        return len(args) == 1 or args[1] is None
+    return isinstance(typ, type) and issubclass(typ, BaseException)
 
 
 cdef object loop_future_iter_step(LoopFutureIter it, bint *done):
@@ -1524,10 +1637,13 @@ cdef class Runtime:
         self.live_head = <PyObject *>task
         self.tasks_alive += 1
         if self.aio_tasks:
-            # where asyncio.all_tasks() looks: a WeakSet (a weak reference
-            # added to its set directly: WeakSet.add is a Python call)
-            ref = PyWeakref_NewRef(task, self.aio_registry._remove)
-            PySet_Add(self.aio_registry.data, ref)
+            if self.aio_register is not None:
+                self.aio_register(task)
+            else:
+                # where asyncio.all_tasks() looks: a WeakSet (a weak reference
+                # added to its set directly: WeakSet.add is a Python call)
+                ref = PyWeakref_NewRef(task, self.aio_registry._remove)
+                PySet_Add(self.aio_registry.data, ref)
         if transition_to_scheduled(task) == SUBMIT and not eager:
             ring_push(&self.ready, task)
         if self.on_spawn_hook is not None:
@@ -1552,7 +1668,8 @@ cdef class Runtime:
         that was current is current again afterwards."""
         cdef PyObject *outer = NULL
         cdef object outer_task = None
-        if self.aio_tasks:
+        if self.aio_tasks and self.aio_swap is None:
+            # (with aio_swap, step puts the outer task back itself)
             outer = PyDict_GetItem(self.aio_current, self)
             if outer != NULL:
                 outer_task = <object>outer
@@ -1562,6 +1679,16 @@ cdef class Runtime:
             if outer_task is not None:
                 PyDict_SetItem(self.aio_current, self, outer_task)
         return 0
+
+    cdef object swap_aio_current(self, object task):
+        """Make ``task`` (None: no task) asyncio's current task of this loop
+        through asyncio's _swap_current_task (3.14+), and return the one it
+        replaces. asyncio refuses while this loop is not the thread's running
+        loop; then asyncio.current_task() could not see a task of it anyway."""
+        try:
+            return self.aio_swap(self, task)
+        except RuntimeError:
+            return None
 
     def call_at(self, when, callback, *args, context=None):
         """Run ``callback(*args)`` at ``when`` (seconds of the runtime clock)."""
@@ -1579,6 +1706,7 @@ cdef class Runtime:
         cdef object value
         cdef void *outer = rio_get_current_task()    # not NULL: an eager step
         cdef object waiter = task.fut_waiter
+        cdef object aio_outer = None
         transition_to_running(task)
         task.fut_waiter = None
         if task.must_cancel and waiter is not None and future_cancelled(waiter):
@@ -1591,8 +1719,11 @@ cdef class Runtime:
         task.polls += 1
         rio_set_current_task(<void *>task)
         if self.aio_tasks:
-            # asyncio.current_task() reads this dict (asyncio's _enter_task)
-            PyDict_SetItem(self.aio_current, self, task)
+            if self.aio_swap is None:
+                # asyncio.current_task() reads this dict (asyncio's _enter_task)
+                PyDict_SetItem(self.aio_current, self, task)
+            else:
+                aio_outer = self.swap_aio_current(task)
         PyContext_Enter(task.context)
         if task.must_cancel or task.throw_exc is not None:
             status, value = self.throw_into(task)
@@ -1604,8 +1735,11 @@ cdef class Runtime:
                 value = <object>raw
             Py_DECREF(value)        # both calls returned a new reference
         PyContext_Exit(task.context)
-        if self.aio_tasks and dict_del_item(self.aio_current, self) < 0:
-            PyErr_Clear()
+        if self.aio_tasks:
+            if self.aio_swap is not None:
+                self.swap_aio_current(aio_outer)
+            elif dict_del_item(self.aio_current, self) < 0:
+                PyErr_Clear()
         rio_set_current_task(outer)
         if status == PYGEN_NEXT:
             if value is PENDING_:

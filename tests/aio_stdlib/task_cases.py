@@ -104,7 +104,45 @@ else:
     raise SystemExit(f"RIO_TASK_LOOP: testloop or rio, not {LOOP_KIND!r}")
 
 
+class PyBooksMixin:
+    """For ``_PyTask`` from 3.14, as CPython's own PyTask tests do: while a test
+    runs, ``asyncio.current_task`` and ``all_tasks`` are asyncio's pure-Python
+    ones. ``_PyTask`` keeps the pure-Python books (a dict of current tasks, a
+    WeakSet); from 3.14 the C functions read the thread state instead, which
+    only the C Task (and rio's loop) set."""
+
+    all_tasks = staticmethod(getattr(asyncio.tasks, "_py_all_tasks", None))
+    current_task = staticmethod(getattr(asyncio.tasks, "_py_current_task", None))
+
+    def setUp(self) -> None:  # noqa: N802 (unittest's name)
+        self._public_books = (asyncio.current_task, asyncio.all_tasks)
+        asyncio.current_task = asyncio.tasks.current_task = self.current_task
+        asyncio.all_tasks = asyncio.tasks.all_tasks = self.all_tasks
+        super().setUp()  # type: ignore[misc]
+
+    def tearDown(self) -> None:  # noqa: N802 (unittest's name)
+        super().tearDown()  # type: ignore[misc]
+        current_task, all_tasks = self._public_books
+        asyncio.current_task = asyncio.tasks.current_task = current_task
+        asyncio.all_tasks = asyncio.tasks.all_tasks = all_tasks
+
+
+PY_BOOKS = (
+    TASK is getattr(asyncio.tasks, "_PyTask", None)
+    and sys.version_info >= (3, 14)
+    and PyBooksMixin.all_tasks is not None
+)
+
+
 def case(name: str, *mixins: type, **attrs: Any) -> type:
+    if PY_BOOKS:
+        mixins = (PyBooksMixin, *mixins)
+        attrs.pop("current_task", None)
+    else:
+        # BaseTaskTests calls self.current_task() (3.13+): asyncio's public one,
+        # as CTask_CFuture_Tests names the C one
+        attrs.setdefault("current_task", staticmethod(asyncio.current_task))
+        attrs.setdefault("all_tasks", staticmethod(asyncio.all_tasks))
     return type(name, (*mixins, *CASE_BASES), {"__module__": __name__, **attrs})
 
 
