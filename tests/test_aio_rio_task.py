@@ -433,7 +433,7 @@ def test_eager_tasks_run_their_first_step_at_once(arun: Any, loop_name: str, how
     ]
 
 
-@pytest.mark.skipif(sys.version_info >= (3, 14), reason="create_task(eager_start=): 3.14+")
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="3.14+ takes create_task(eager_start=)")
 def test_create_task_refuses_eager_start_before_3_14() -> None:
     async def main() -> None:
         coro = asyncio.sleep(0)
