@@ -53,15 +53,49 @@ cdef dict _current_tasks = _asyncio_tasks._current_tasks
 cdef object _task_registry = getattr(_asyncio_tasks, "_scheduled_tasks", None)
 if _task_registry is None:
     _task_registry = _asyncio_tasks._all_tasks
+
+
+def _c_module_task_registry():
+    """3.14+: the WeakSet in which asyncio's C module keeps the tasks that are
+    not its own, or None. Its _register_task adds to it through WeakSet.add, a
+    Python call per spawn; rio adds the weak reference itself, as before 3.14.
+    The set is found among the module's references and proved with a probe
+    that _register_task registers."""
+    import gc
+    import weakref
+    module = _sys.modules.get("_asyncio")
+    if module is None or _asyncio_tasks._register_task is not getattr(
+            module, "_register_task", None):
+        return None
+
+    class Probe:
+        pass
+
+    probe = Probe()
+    candidates = [obj for obj in gc.get_referents(module) if type(obj) is weakref.WeakSet]
+    module._register_task(probe)
+    try:
+        found = [weak_set for weak_set in candidates if probe in weak_set]
+    finally:
+        module._unregister_task(probe)
+    if len(found) != 1 or type(found[0].data) is not set:
+        return None
+    return found[0]
+
+
 # From 3.14 asyncio's C module keeps both out of reach: the current task is in
-# the thread state, set through _swap_current_task, and tasks that are not its
-# own are registered through _register_task (the pure-Python versions, where
-# the C module is missing, keep the dict and the WeakSet above).
+# the thread state, set through _swap_current_task, and the tasks that are not
+# its own are in a WeakSet of the module's (found above; failing that, rio
+# registers through _register_task). Where the C module is missing, the
+# pure-Python functions keep the dict and the WeakSet above.
 cdef object _swap_current_task = None
 cdef object _register_task = None
 if _sys.version_info >= (3, 14):
     _swap_current_task = _asyncio_tasks._swap_current_task
-    _register_task = _asyncio_tasks._register_task
+    _task_registry = _c_module_task_registry()
+    if _task_registry is None:
+        _register_task = _asyncio_tasks._register_task
+
 # 3.14's call graph: gather, TaskGroup, shield and the rest record which task
 # awaits which through asyncio.futures' two functions, whose C versions skip
 # futures that are not CPython's. rio's versions record edges on rio's Tasks

@@ -50,8 +50,8 @@ cdef class DoneCallbacks:
     cdef list callbacks
     # 3.14's call graph (asyncio.capture_call_graph): the awaiters asyncio
     # recorded with future_add_to_awaited_by (gather's and TaskGroup's parent
-    # task), None or a set. The rio tasks parked or joining here are awaiters
-    # too, read off the entries above (awaiters()).
+    # task): None, the one awaiter, or a set of them. The rio tasks parked or
+    # joining here are awaiters too, read off the entries above (awaiters()).
     cdef object awaited_by
 
     @cython.final

@@ -399,8 +399,14 @@ cdef class DoneCallbacks:
         """``_asyncio_awaited_by``: a frozenset of what awaits this (the rio
         tasks joining or parked here, with ``parked_only`` only those whose
         fut_waiter this is, and what asyncio recorded), or None."""
-        cdef set found = set() if self.awaited_by is None else set(self.awaited_by)
+        cdef set found
         cdef tuple entry
+        if self.awaited_by is None:
+            found = set()
+        elif type(self.awaited_by) is set:
+            found = set(self.awaited_by)
+        else:
+            found = {self.awaited_by}
         for entry in self.callback_entries():
             if entry[1] is None and type(entry[0]) is Task and (
                     not parked_only or (<Task>entry[0]).fut_waiter is self):
@@ -431,9 +437,11 @@ def future_add_to_awaited_by(fut, waiter, /):
         if isinstance(waiter, _AsyncioFuture):
             slots = <DoneCallbacks>fut
             if slots.awaited_by is None:
-                slots.awaited_by = {waiter}
-            else:
+                slots.awaited_by = waiter       # most have one: no set
+            elif type(slots.awaited_by) is set:
                 slots.awaited_by.add(waiter)
+            elif slots.awaited_by is not waiter:
+                slots.awaited_by = {slots.awaited_by, waiter}
     elif _c_future_add_to_awaited_by is not None:
         _c_future_add_to_awaited_by(fut, waiter)
 
@@ -444,7 +452,9 @@ def future_discard_from_awaited_by(fut, waiter, /):
     cdef DoneCallbacks slots
     if type(fut) is Task or type(fut) is LoopFuture:
         slots = <DoneCallbacks>fut
-        if slots.awaited_by is not None:
+        if slots.awaited_by is waiter:
+            slots.awaited_by = None
+        elif type(slots.awaited_by) is set:
             slots.awaited_by.discard(waiter)
             if not slots.awaited_by:
                 slots.awaited_by = None

@@ -602,3 +602,47 @@ def test_a_future_whose_get_loop_fails_is_found_by_its_loop_attribute(arun: Any)
         return await loop.create_task(waits())
 
     assert arun(main()) == "spam"
+
+
+def test_settable_private_attributes_cannot_be_deleted(arun) -> None:
+    # as CPython's C Future and Task: AttributeError, not Cython's NotImplementedError
+    async def main() -> list[tuple[str, str, str]]:
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        task = asyncio.ensure_future(asyncio.sleep(0))
+        refused = []
+        for kind, obj, names in (
+            ("future", fut, ("_cancel_message", "_asyncio_future_blocking", "_log_traceback")),
+            ("task", task, ("_cancel_message", "_asyncio_future_blocking", "_log_traceback",
+                            "_log_destroy_pending")),
+        ):  # fmt: skip
+            for name in names:
+                try:
+                    delattr(obj, name)
+                except Exception as exc:  # noqa: BLE001 (the type is what is compared)
+                    refused.append((kind, name, type(exc).__name__))
+        await task
+        fut.cancel()
+        return refused
+
+    refused = arun(main())
+    assert refused == asyncio.run(main())
+    assert {error for _, _, error in refused} == {"AttributeError"} and len(refused) == 7
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="asyncio's C registry of other tasks: 3.14+")
+def test_rio_tasks_join_the_c_modules_registry_without_a_python_call() -> None:
+    # 3.14 keeps the tasks that are not CPython's in a WeakSet of its C module;
+    # rio finds it (else it would register through a Python WeakSet.add call)
+    from rio_core import _loop
+
+    registry = _loop._c_module_task_registry()
+    assert type(registry) is weakref.WeakSet
+
+    async def main() -> tuple[bool, bool]:
+        task = asyncio.create_task(asyncio.sleep(0))
+        seen = (task in registry, task in asyncio.all_tasks())
+        await task
+        return seen
+
+    assert rio.run(main()) == (True, True)
