@@ -106,6 +106,9 @@ if hasattr(_asyncio_futures, "future_add_to_awaited_by"):
     _asyncio.future_add_to_awaited_by = _rio_future_add_to_awaited_by
     _asyncio.future_discard_from_awaited_by = _rio_future_discard_from_awaited_by
 
+# 3.14+: the handle call_soon_threadsafe returns (None before)
+cdef object _ThreadSafeHandle = getattr(_asyncio.events, "_ThreadSafeHandle", None)
+
 # asyncio's own check, without the deprecation warning its public name gives
 # from 3.14
 cdef object _iscoroutinefunction = getattr(
@@ -241,12 +244,29 @@ cdef class LoopCore(Runtime):
 
     def call_soon_threadsafe(self, callback, *args, context=None):
         self.check_closed()
+        if _ThreadSafeHandle is not None:
+            return self.call_soon_threadsafe_locked(callback, args, context)
         handle = self.new_handle(callback, args, context, "call_soon_threadsafe")
         # Straight onto the ready queue, from any thread: a ring push makes no
         # Python call, so under the GIL it is atomic, and the handle keeps its
         # FIFO place among call_soon()s as in asyncio. A tick already running
         # takes it in the next batch (its batch size was fixed when it began).
         ring_push(&self.ready, handle)
+        self.reactor.notify()
+        return handle
+
+    cdef object call_soon_threadsafe_locked(self, object callback, tuple args, object context):
+        """3.14+: call_soon_threadsafe returns asyncio's _ThreadSafeHandle, whose
+        lock makes cancel() and cancelled() from another thread wait while the
+        callback runs. The ready queue runs its _run (which checks for a cancel
+        under that lock) in the wake context: the handle enters its own."""
+        if self.debug_flag:
+            self.check_call(callback, "call_soon_threadsafe")
+        handle = _ThreadSafeHandle(callback, args, self, context)
+        if handle._source_traceback:
+            # its last frame is _ThreadSafeHandle.__init__ (this method has none)
+            del handle._source_traceback[-1]
+        ring_push(&self.ready, make_handle(handle._run, (), self.wake_context, False))
         self.reactor.notify()
         return handle
 

@@ -2144,3 +2144,52 @@ def test_timer_and_callback_interleaving_matches_asyncio():
         finally:
             loop.close()
     assert traces[1] == traces[0]
+
+
+def test_run_forever_refused_inside_a_running_loop_keeps_the_running_loop(arun, loop_factory):
+    # CPython fixed this in 3.14: a refused run_forever() must not clear the
+    # thread's running loop (rio's loop keeps it on every version)
+    async def main() -> tuple[bool, bool]:
+        running = asyncio.get_running_loop()
+        other = loop_factory()
+        try:
+            with pytest.raises(RuntimeError):
+                other.run_forever()
+        finally:
+            other.close()
+        return asyncio.get_running_loop() is running, other.is_running()
+
+    if sys.version_info >= (3, 14) or is_rio(loop_factory):
+        assert arun(main()) == (True, False)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="asyncio's _ThreadSafeHandle: 3.14+")
+def test_call_soon_threadsafe_handle_waits_for_a_running_callback(loop):
+    # 3.14: cancel()/cancelled() from another thread wait while the callback
+    # runs (asyncio's _ThreadSafeHandle); a cancel before it runs stops it
+    from asyncio import events
+
+    started, release = threading.Event(), threading.Event()
+    seen: list[Any] = []
+
+    def callback(arg: str) -> None:
+        started.set()
+        release.wait(10)
+        seen.append(arg)
+
+    def other_thread() -> None:
+        skipped = loop.call_soon_threadsafe(seen.append, "cancelled first")
+        skipped.cancel()
+        handle = loop.call_soon_threadsafe(callback, "ran")
+        seen.append(isinstance(handle, events._ThreadSafeHandle))
+        started.wait(10)
+        timer = threading.Timer(0.05, release.set)
+        timer.start()
+        seen.append(("cancelled() after the callback", handle.cancelled(), release.is_set()))
+        loop.call_soon_threadsafe(loop.stop)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    loop.run_forever()
+    thread.join(10)
+    assert seen == [True, "ran", ("cancelled() after the callback", False, True)]

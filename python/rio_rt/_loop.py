@@ -133,8 +133,10 @@ class Loop(rio_core.LoopCore, asyncio.SelectorEventLoop):  # type: ignore[misc]
         """Run until stop() is called; the tick loop itself runs in the engine."""
         setup = getattr(self, "_run_forever_setup", None)
         if setup is not None:  # Python 3.13+: asyncio exposes setup and cleanup
+            # setup refuses a loop that is closed or already running; then there
+            # is nothing to clean up (the running loop stays the running loop)
+            setup()
             try:
-                setup()
                 self._run_until_stopping()
             finally:
                 self._run_forever_cleanup()  # type: ignore[attr-defined]

@@ -179,10 +179,18 @@ FULL_MODULES = [
 if sys.version_info >= (3, 12):  # eager tasks: loop.create_task(..., eager_start=...)
     FULL_MODULES.append("test_eager_task_factory")
 
-# Observed shortfalls (CPython 3.11.7), each with its causes; anything beyond
-# these fails the sweep. Last full sweep: rio passes every one of the 2,086
-# tests that pass on asyncio (2,129 run), so none is allowed.
+# Observed shortfalls, each with its causes; anything beyond these fails the
+# sweep. CPython 3.11.7: rio passes every one of the 2,086 tests that pass on
+# asyncio (2,129 run), so none is allowed there.
 FULL_ALLOWED: dict[str, int] = {}
+if sys.version_info >= (3, 14):
+    # test_sock_accept_racing (gh-153761), once per selector class: a cancel
+    # queued with call_soon before the listener became readable must run before
+    # the accept. rio runs what a poll reports ahead of what the tick queued
+    # (libuv's order, kept for the request/response chains of aio_httpx), so the
+    # accept runs first and the cancelled task drops the connection; uvloop
+    # drops it too (docs/design.md, "The tick").
+    FULL_ALLOWED["test_sock_lowlevel"] = 3
 
 
 @pytest.mark.slow
