@@ -23,7 +23,7 @@ cdef class LoopCore(Runtime):
 
     @cython.final
     cdef Handle new_handle(self, object callback, tuple args, object context, str method)
-    cdef object call_soon_threadsafe_locked(self, object callback, tuple args, object context)
+    cdef object thread_safe_handle(self, object callback, tuple args, object context)
 
     cdef Handle set_io_handle(self, object fileobj, uint32_t direction, object callback,
                               tuple args)

@@ -244,30 +244,32 @@ cdef class LoopCore(Runtime):
 
     def call_soon_threadsafe(self, callback, *args, context=None):
         self.check_closed()
+        cdef Handle queued
         if _ThreadSafeHandle is not None:
-            return self.call_soon_threadsafe_locked(callback, args, context)
-        handle = self.new_handle(callback, args, context, "call_soon_threadsafe")
+            handle = self.thread_safe_handle(callback, args, context)
+            # the ready queue runs its _run, which checks for a cancel under
+            # its lock and enters its own context (so the wake context here)
+            queued = make_handle(handle._run, (), self.wake_context, False)
+        else:
+            handle = queued = self.new_handle(callback, args, context, "call_soon_threadsafe")
         # Straight onto the ready queue, from any thread: a ring push makes no
         # Python call, so under the GIL it is atomic, and the handle keeps its
         # FIFO place among call_soon()s as in asyncio. A tick already running
         # takes it in the next batch (its batch size was fixed when it began).
-        ring_push(&self.ready, handle)
+        ring_push(&self.ready, queued)
         self.reactor.notify()
         return handle
 
-    cdef object call_soon_threadsafe_locked(self, object callback, tuple args, object context):
+    cdef object thread_safe_handle(self, object callback, tuple args, object context):
         """3.14+: call_soon_threadsafe returns asyncio's _ThreadSafeHandle, whose
         lock makes cancel() and cancelled() from another thread wait while the
-        callback runs. The ready queue runs its _run (which checks for a cancel
-        under that lock) in the wake context: the handle enters its own."""
+        callback runs."""
         if self.debug_flag:
             self.check_call(callback, "call_soon_threadsafe")
         handle = _ThreadSafeHandle(callback, args, self, context)
         if handle._source_traceback:
             # its last frame is _ThreadSafeHandle.__init__ (this method has none)
             del handle._source_traceback[-1]
-        ring_push(&self.ready, make_handle(handle._run, (), self.wake_context, False))
-        self.reactor.notify()
         return handle
 
     cdef Handle new_handle(self, object callback, tuple args, object context, str method):

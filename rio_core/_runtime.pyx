@@ -433,7 +433,7 @@ def future_add_to_awaited_by(fut, waiter, /):
     loop futures too: record that ``waiter`` awaits ``fut``. gather and
     TaskGroup call it for their children; rio_rt installs it in asyncio."""
     cdef DoneCallbacks slots
-    if type(fut) is Task or type(fut) is LoopFuture:
+    if isinstance(fut, DoneCallbacks):     # a rio Task or LoopFuture
         if isinstance(waiter, _AsyncioFuture):
             slots = <DoneCallbacks>fut
             if slots.awaited_by is None:
@@ -450,7 +450,7 @@ def future_discard_from_awaited_by(fut, waiter, /):
     """asyncio's ``future_discard_from_awaited_by`` (3.14), for rio's Tasks
     and loop futures too."""
     cdef DoneCallbacks slots
-    if type(fut) is Task or type(fut) is LoopFuture:
+    if isinstance(fut, DoneCallbacks):     # a rio Task or LoopFuture
         slots = <DoneCallbacks>fut
         if slots.awaited_by is waiter:
             slots.awaited_by = None
