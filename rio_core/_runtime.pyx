@@ -602,9 +602,14 @@ cdef class Task(DoneCallbacks):
         as asyncio does: the first time the CancelledError the task ended
         with, then a new one with the cancel message (None once the
         coroutine itself raised CancelledError)."""
-        if not self.cancelled_exc_taken and isinstance(self.result_value, BaseException):
+        cdef object exc = self.result_value
+        if not self.cancelled_exc_taken and isinstance(exc, BaseException):
+            # given out once and no longer held, as asyncio's Task does: its
+            # traceback holds frames that may hold this task (wait_for's),
+            # a cycle that would keep everything they reach until the GC runs
             self.cancelled_exc_taken = True
-            return self.result_value
+            self.result_value = None
+            return exc
         return CancelledError() if self.cancel_msg is None else CancelledError(self.cancel_msg)
 
     def cancel(self, msg=None):

@@ -59,3 +59,37 @@ def test_reader_callbacks_run_on_every_event_not_only_the_first(run):
 
     run(main())
     assert received == [b"0", b"1", b"2", b"3", b"4"]
+
+
+def test_a_timed_out_task_is_freed_without_the_gc(run):
+    """A task cancelled by wait_for ends with a CancelledError whose traceback
+    holds wait_for's frame, which holds the task: asyncio's Task gives that
+    error out once and drops it, so nothing the task's frames held waits for
+    the GC (CPython's test_ssl checks an SSLContext this way). rio's Task kept
+    it until the GC ran."""
+    import gc
+    import weakref
+
+    class Marker:
+        pass
+
+    async def inner(marker):
+        await asyncio.sleep(30)
+
+    async def main():
+        marker = Marker()
+        ref = weakref.ref(marker)
+        try:
+            await asyncio.wait_for(inner(marker), 0.001)
+        except TimeoutError:
+            pass
+        del marker
+        return ref() is None
+
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        assert run(main())
+    finally:
+        if enabled:
+            gc.enable()
