@@ -33,3 +33,26 @@ cdef class LoopCore(Runtime):
                              bint eager_factory)
     cdef TimerHandle schedule_at(self, double when, object callback, tuple args,
                                  object context, str method)
+
+
+cdef enum SleepState:
+    # asyncio.sleep() inside a rio task (AioSleep): every change is one of
+    # the transitions in _loop.pyx's AioSleep section.
+    SLEEP_CREATED       # made by asyncio.sleep(), not resumed yet
+    SLEEP_YIELDED       # delay <= 0: yielded once; the next resumption returns
+    SLEEP_PARKED        # delay > 0: yielded its future; its timer is armed
+    SLEEP_DELEGATED     # first resumed outside a rio task: asyncio's own sleep runs
+    SLEEP_DONE          # returned or raised; resuming it again is an error
+
+
+cdef class AioSleep:
+    cdef SleepState state
+    cdef object delay           # what asyncio.sleep() was given (an exact int or float)
+    cdef double seconds         # the same, as a C double (finite)
+    cdef object result
+    cdef object future          # SLEEP_PARKED: the loop future it waits on (a LoopFuture)
+    cdef TimerHandle timer      # SLEEP_PARKED: completes the future at the deadline
+    cdef object delegate        # SLEEP_DELEGATED: asyncio's own sleep coroutine
+
+    cdef object resume(self, object arg, bint *done)
+    cdef int finish(self) except -1

@@ -22,14 +22,19 @@ The run loop is here too: ``_run_until_stopping`` is ``run_forever``'s body
 (the tick in a C loop until ``stop()``), ``_run_once`` one tick of it.
 """
 
+cimport cython
+from libc.math cimport isfinite
 from libc.stdint cimport int64_t, uint32_t
 from cpython.contextvars cimport PyContext_CopyCurrent
+from cpython.long cimport PyLong_AsDouble
+from cpython.object cimport PyObject
 
 from rio_core._queue cimport ring_push
 from rio_core._handle cimport Handle, make_handle
 from rio_core._time cimport TimerHandle, checked_deadline_ns
 from rio_core._runtime cimport (
-    Runtime, Task, FutureDone, enter_runtime, leave_runtime, new_loop_future,
+    Runtime, Task, FutureDone, LoopFuture, AIO_PENDING, AIO_FINISHED, enter_runtime,
+    leave_runtime, new_loop_future, current_task_or_none,
 )
 from rio_core._reactor cimport RIO_IN, RIO_OUT
 
@@ -44,8 +49,11 @@ from rio_core._runtime import (
     future_add_to_awaited_by as _rio_future_add_to_awaited_by,
     future_discard_from_awaited_by as _rio_future_discard_from_awaited_by,
 )
+import inspect as _inspect
 import os as _os
 import sys as _sys
+from collections.abc import Coroutine as _AbcCoroutine
+from warnings import warn as _warn
 
 # asyncio's bookkeeping that rio Tasks join: asyncio.current_task() reads the
 # dict, asyncio.all_tasks() the WeakSet (its name changed in 3.12).
@@ -487,3 +495,316 @@ cdef class LoopCore(Runtime):
             self.raise_pending_base_exc()
         finally:
             leave_runtime(previous)
+
+
+# --------------------------------------------------------------------------- asyncio.sleep
+#
+# asyncio.sleep() is a coroutine in Python: a frame for sleep, another for
+# __sleep0 (delay <= 0) or a future, a call_later handle and a Python
+# callback (delay > 0). On 3.11 that is about two thirds of a sleep(0) loop's
+# time on any loop. Inside a rio task on a rio loop, rio's asyncio.sleep
+# returns an AioSleep instead: the same awaitable in C, which yields None once
+# (delay <= 0) or parks the task in a loop future that a timer on the engine's
+# heap completes (delay > 0). What a task, a canceller or a timeout sees is
+# asyncio's: the task's _fut_waiter is a loop future, cancel() cancels it, the
+# timer goes when the sleep ends. Everywhere else (no rio task running, debug
+# mode, tasks="asyncio", a delay that is not a finite int or float) it is
+# asyncio's own coroutine, so behaviour elsewhere is unchanged.
+
+cdef extern from "Python.h":
+    ctypedef enum PySendResult:
+        PYGEN_RETURN
+        PYGEN_ERROR
+        PYGEN_NEXT
+
+cdef extern from "rio.h":
+    bint RIO_DEBUG_ENABLED
+    ctypedef PySendResult (*sendfunc)(PyObject *, PyObject *, PyObject **) noexcept
+    void rio_set_am_send(PyObject *type, sendfunc am_send) noexcept
+
+cdef object _asyncio_sleep = _asyncio_tasks.sleep      # asyncio's own coroutine function
+cdef Py_ssize_t live_aio_sleeps_count = 0
+
+
+cdef inline LoopCore sleeping_loop():
+    """The rio loop whose rio task is running now, if asyncio.sleep may be
+    rio's there (rio tasks, not in debug mode); else None."""
+    cdef Task current = current_task_or_none()
+    cdef object rt
+    if current is None:
+        return None
+    rt = current.rt
+    if isinstance(rt, LoopCore) and (<LoopCore>rt).rio_tasks and not (<LoopCore>rt).debug_flag:
+        return <LoopCore>rt
+    return None
+
+
+def sleep(delay, result=None):
+    """Coroutine that completes after a given time (in seconds).
+
+    asyncio.sleep on a rio loop (rio_rt installs it as asyncio.sleep): inside
+    a rio task, a C awaitable with asyncio's behaviour; elsewhere asyncio's
+    own coroutine."""
+    cdef AioSleep s
+    cdef double seconds
+    if sleeping_loop() is None:
+        return _asyncio_sleep(delay, result)
+    if type(delay) is float:
+        seconds = <double>delay
+    elif type(delay) is int:
+        try:
+            seconds = PyLong_AsDouble(delay)
+        except OverflowError:
+            return _asyncio_sleep(delay, result)       # asyncio's path says so
+    else:
+        return _asyncio_sleep(delay, result)
+    if not isfinite(seconds):
+        return _asyncio_sleep(delay, result)
+    s = AioSleep.__new__(AioSleep)
+    s.delay = delay
+    s.seconds = seconds
+    s.result = result
+    return s
+
+
+@cython.final
+@cython.freelist(64)
+cdef class AioSleep:
+    """What asyncio.sleep() returns inside a rio task on a rio loop: asyncio's
+    sleep coroutine, in C (``send``/``throw``/``close``, registered as a
+    ``collections.abc.Coroutine``)."""
+
+    def __cinit__(self):
+        if RIO_DEBUG_ENABLED:
+            global live_aio_sleeps_count
+            live_aio_sleeps_count += 1
+
+    def __dealloc__(self):
+        if RIO_DEBUG_ENABLED:
+            global live_aio_sleeps_count
+            live_aio_sleeps_count -= 1
+        if self.state == SLEEP_CREATED:
+            # CPython's warning for a coroutine that never ran, from the frame
+            # that dropped it. (Not __del__: a finalizer runs once per memory
+            # block, and the free list reuses blocks. No source= either: it
+            # would keep the dying object.)
+            _warn("coroutine 'sleep' was never awaited", RuntimeWarning, 1)
+
+    # ---- the transitions
+
+    cdef object resume(self, object arg, bint *done):
+        """One resumption (``send(arg)``): what it yields, or, with ``*done``
+        set, what it returns."""
+        cdef LoopCore loop
+        cdef LoopFuture fut
+        if self.state == SLEEP_CREATED:
+            if arg is not None:
+                # (it stays CREATED, as a coroutine does)
+                raise TypeError("can't send non-None value to a just-started coroutine")
+            if self.seconds <= 0:
+                # CREATED -> YIELDED: asyncio's __sleep0, a bare yield
+                self.state = SLEEP_YIELDED
+                return None
+            loop = sleeping_loop()
+            if loop is None:
+                # CREATED -> DELEGATED: first resumed where rio's path cannot
+                # run (another task kind or loop): asyncio's coroutine does
+                self.state = SLEEP_DELEGATED
+                self.delegate = _asyncio_sleep(self.delay, self.result)
+                return self.resume(arg, done)
+            # CREATED -> PARKED: loop.create_future() and loop.call_later(delay,
+            # _set_result_unless_cancelled, future, result), then await the future
+            fut = new_loop_future(loop, False)
+            self.timer = loop.schedule_at(loop.now_ns() / 1e9 + self.seconds, self, (),
+                                          loop.wake_context, "call_later")
+            fut.blocking = True
+            self.future = fut
+            self.state = SLEEP_PARKED
+            return fut
+        if self.state == SLEEP_YIELDED:
+            # YIELDED -> DONE
+            self.state = SLEEP_DONE
+            done[0] = True
+            return self.result
+        if self.state == SLEEP_PARKED:
+            fut = <LoopFuture>self.future
+            if arg is not None:
+                self.finish()
+                raise TypeError("can't send non-None value to a FutureIter")
+            if fut.state == AIO_PENDING:
+                # resumed before the future completed (asyncio's FutureIter)
+                if not fut.blocking:
+                    fut.blocking = True
+                    return fut
+                self.finish()
+                raise RuntimeError("await wasn't used with future")
+            # PARKED -> DONE: the future's result, or its CancelledError
+            self.finish()
+            done[0] = True
+            return fut.get_result()
+        if self.state == SLEEP_DELEGATED:
+            try:
+                return self.delegate.send(arg)
+            except StopIteration as stop:
+                self.finish()
+                done[0] = True
+                return stop.value
+            except BaseException:
+                self.finish()
+                raise
+        raise RuntimeError("cannot reuse already awaited coroutine")
+
+    cdef int finish(self) except -1:
+        """Any state -> DONE: the timer goes (asyncio's ``finally: h.cancel()``)."""
+        cdef TimerHandle timer = self.timer
+        self.state = SLEEP_DONE
+        self.future = None
+        self.delegate = None
+        if timer is not None:
+            self.timer = None
+            timer.cancel()
+        return 0
+
+    def __call__(self):
+        """The timer fired: asyncio's _set_result_unless_cancelled(future, result)."""
+        cdef LoopFuture fut = self.future
+        if fut is not None and fut.state == AIO_PENDING:
+            fut.result_value = self.result
+            fut.state = AIO_FINISHED
+            fut.schedule_callbacks()
+
+    # ---- the coroutine protocol
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.send(None)
+
+    def send(self, value):
+        cdef bint done = False
+        result = self.resume(value, &done)
+        if not done:
+            return result
+        raise StopIteration(result)     # (by hand: await resumes it through am_send)
+
+    def throw(self, *args):
+        cdef object delegate = self.delegate
+        if self.state == SLEEP_DELEGATED:
+            try:
+                return delegate.throw(*args)
+            except BaseException:
+                self.finish()
+                raise
+        if len(args) > 1 and _throw_signature_deprecated:
+            _warn("the (type, exc, tb) signature of throw() is deprecated, "
+                  "use the single-arg signature instead.", DeprecationWarning, 2)
+        self.finish()
+        thrower = _gen_probe()
+        next(thrower)
+        thrower.throw(*args)
+
+    def close(self):
+        cdef object delegate = self.delegate
+        try:
+            if delegate is not None:
+                delegate.close()
+        finally:
+            self.finish()
+
+    # ---- what introspection reads (asyncio's _format_coroutine, get_stack,
+    # 3.14's call graph)
+
+    @property
+    def cr_await(self):
+        if self.state == SLEEP_PARKED:
+            return self.future
+        if self.state == SLEEP_DELEGATED:
+            return self.delegate
+        return None
+
+    @property
+    def cr_running(self):
+        return False
+
+    @property
+    def cr_frame(self):
+        return None
+
+    @property
+    def cr_code(self):
+        return None
+
+    @property
+    def cr_suspended(self):
+        return self.state == SLEEP_YIELDED or self.state == SLEEP_PARKED \
+            or self.state == SLEEP_DELEGATED
+
+    @property
+    def cr_origin(self):
+        return None
+
+    @property
+    def __name__(self):
+        return "sleep"
+
+    @property
+    def __qualname__(self):
+        return "sleep"
+
+    def __repr__(self):
+        return f"<coroutine object sleep at {id(self):#x} (rio)>"
+
+
+cdef bint _throw_signature_deprecated = _sys.version_info >= (3, 12)
+
+
+def _gen_probe():
+    yield
+
+
+cdef object aio_sleep_resume(AioSleep s, object arg, bint *done):
+    return s.resume(arg, done)
+
+
+# aio_sleep_resume, seen as C: a new reference or NULL with the exception set
+ctypedef PyObject *(*raw_resume_fn)(PyObject *s, PyObject *arg, bint *done) noexcept
+cdef raw_resume_fn raw_aio_sleep_resume = <raw_resume_fn><void *>aio_sleep_resume
+
+
+cdef PySendResult aio_sleep_am_send(PyObject *obj, PyObject *arg,
+                                    PyObject **result) noexcept:
+    """AioSleep's am_send: ``await`` resumes it here, with no StopIteration."""
+    cdef bint done = False
+    result[0] = raw_aio_sleep_resume(obj, arg, &done)
+    if result[0] == NULL:
+        return PYGEN_ERROR
+    return PYGEN_RETURN if done else PYGEN_NEXT
+
+
+rio_set_am_send(<PyObject *>AioSleep, aio_sleep_am_send)     # it has __await__
+_AbcCoroutine.register(AioSleep)
+
+
+def _debug_live_aio_sleeps():
+    return live_aio_sleeps_count
+
+
+def install_sleep():
+    """Make this module's sleep asyncio.sleep (rio_rt does it on import, unless
+    RIO_ASYNCIO_TASKS=1). A coroutine function to asyncio, inspect and mock."""
+    for attr in ("__doc__", "__module__", "__name__", "__qualname__"):
+        setattr(sleep, attr, getattr(_asyncio_sleep, attr))
+    if hasattr(_inspect, "markcoroutinefunction"):
+        _inspect.markcoroutinefunction(sleep)
+    else:
+        sleep._is_coroutine = _coroutines._is_coroutine
+    _asyncio_tasks.sleep = sleep
+    _asyncio.sleep = sleep
+
+
+if default_task_kind() == "rio":
+    install_sleep()

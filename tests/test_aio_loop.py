@@ -2177,9 +2177,13 @@ def test_call_soon_threadsafe_handle_waits_for_a_running_callback(loop):
         release.wait(10)
         seen.append(arg)
 
+    # cancelled before the loop runs (once it runs, a cancel from another
+    # thread races the callback)
+    skipped = loop.call_soon_threadsafe(seen.append, "cancelled first")
+    assert isinstance(skipped, events._ThreadSafeHandle)
+    skipped.cancel()
+
     def other_thread() -> None:
-        skipped = loop.call_soon_threadsafe(seen.append, "cancelled first")
-        skipped.cancel()
         handle = loop.call_soon_threadsafe(callback, "ran")
         seen.append(isinstance(handle, events._ThreadSafeHandle))
         started.wait(10)
