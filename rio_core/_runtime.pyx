@@ -603,7 +603,8 @@ cdef class Task(DoneCallbacks):
         with, then a new one with the cancel message (None once the
         coroutine itself raised CancelledError)."""
         cdef object exc = self.result_value
-        if not self.cancelled_exc_taken and isinstance(exc, BaseException):
+        if (self.outcome == OUTCOME_CANCELLED and not self.cancelled_exc_taken
+                and isinstance(exc, BaseException)):
             # given out once and no longer held, as asyncio's Task does: its
             # traceback holds frames that may hold this task (wait_for's),
             # a cycle that would keep everything they reach until the GC runs
@@ -745,7 +746,8 @@ cdef class Task(DoneCallbacks):
         raise_cannot_delete()
 
     def _make_cancelled_error(self):
-        """The CancelledError to raise for this cancelled task (asyncio's name)."""
+        """The CancelledError to raise for this cancelled task (asyncio's name;
+        a task that did not end cancelled gets a new one, as in asyncio)."""
         return self._cancelled_error()
 
     @property

@@ -98,3 +98,23 @@ def test_a_cancelled_task_lets_go_of_its_cancelled_error(run):
     finally:
         if enabled:
             gc.enable()
+
+
+def test_make_cancelled_error_of_a_task_that_was_not_cancelled(run):
+    """asyncio's gather calls it on whichever child its loop ended on; a task
+    that raised or returned gives a new CancelledError (rio's handed out the
+    task's own exception)."""
+
+    async def main():
+        async def boom():
+            raise ValueError("boom")
+
+        failed = asyncio.ensure_future(boom())
+        returned = asyncio.ensure_future(asyncio.sleep(0, "r"))
+        await asyncio.gather(failed, returned, return_exceptions=True)
+        return [
+            (type(e).__name__, e.args)
+            for e in (failed._make_cancelled_error(), returned._make_cancelled_error())
+        ]
+
+    assert run(main()) == [("CancelledError", ()), ("CancelledError", ())]
