@@ -56,3 +56,16 @@ cdef class AioSleep:
 
     cdef object resume(self, object arg, bint *done)
     cdef int finish(self) except -1
+
+
+cdef class GatherState:
+    # asyncio.gather's closure (its nonlocals), for rio's gather: the done
+    # callback of every child, and what it finishes the outer future with.
+    cdef object outer               # asyncio's _GatheringFuture; None while gather() runs
+    cdef list children              # one entry per argument (a repeated argument repeats)
+    cdef Py_ssize_t nfuts           # distinct children
+    cdef Py_ssize_t nfinished
+    cdef bint return_exceptions
+    cdef object cur_task            # 3.14: the task gather() was called in (call graph)
+
+    cdef int discard_awaited_by(self) except -1

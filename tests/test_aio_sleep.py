@@ -355,7 +355,7 @@ def test_sleeps_are_freed_even_when_their_task_is_abandoned():
     assert rio_core.debug_counters()["aio_sleeps"] == before
 
 
-def test_the_environment_variable_keeps_asyncios_sleep(tmp_path):
+def test_the_environment_variable_keeps_asyncios_sleep_and_gather(tmp_path):
     import os
     import subprocess
 
@@ -365,11 +365,11 @@ def test_the_environment_variable_keeps_asyncios_sleep(tmp_path):
         "    s = asyncio.sleep(0)\n"
         "    await s\n"
         "    return inspect.iscoroutine(s)\n"
-        "print(type(asyncio.sleep).__name__, rio_rt.run(main()))\n"
+        "print(type(asyncio.sleep).__name__, type(asyncio.gather).__name__, rio_rt.run(main()))\n"
     )
     for value, expected in (
-        ("1", ["function", "True"]),
-        ("", ["cython_function_or_method", "False"]),
+        ("1", ["function", "function", "True"]),
+        ("", ["cython_function_or_method", "cython_function_or_method", "False"]),
     ):
         env = dict(os.environ, RIO_ASYNCIO_TASKS=value)
         out = subprocess.run(
