@@ -311,6 +311,7 @@ cdef class Runtime:
     cdef object wake_context
     cdef dict aio_current
     cdef object aio_registry
+    cdef object aio_unregister      # the callback of each task's weak reference in it
     cdef object aio_swap
     cdef object aio_register
 

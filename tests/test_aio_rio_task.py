@@ -646,3 +646,37 @@ def test_rio_tasks_join_the_c_modules_registry_without_a_python_call() -> None:
         return seen
 
     assert rio.run(main()) == (True, True)
+
+
+def test_the_registry_callback_behaves_as_the_weaksets_own() -> None:
+    """rio's tasks enter asyncio's task WeakSet with a C callback in place of
+    the set's Python ``_remove``: the same sequence of deaths (one while the
+    set is iterated) leaves both sets the same."""
+    from rio_core._runtime import RegistryRemoval
+
+    class Item:
+        pass
+
+    def scenario(make_callback: Any) -> list[Any]:
+        ws: weakref.WeakSet[Any] = weakref.WeakSet()
+        callback = make_callback(ws)
+        items = [Item() for _ in range(3)]
+        for item in items:
+            ws.data.add(weakref.ref(item, callback))
+        seen = []
+        del item
+        items.pop()  # dies: removed at once
+        seen.append(len(ws.data))
+        iterator = iter(ws)
+        held = next(iterator)
+        del items[0 if items[1] is held else 1]  # dies while the set is iterated: deferred
+        seen.append((len(ws.data), len(ws._pending_removals)))
+        for _ in iterator:
+            pass
+        del iterator, held
+        seen.append((len(ws.data), len(ws._pending_removals), len(ws)))
+        return seen
+
+    expected = scenario(lambda ws: ws._remove)
+    assert expected == [2, (2, 1), (1, 0, 1)]
+    assert scenario(RegistryRemoval) == expected
