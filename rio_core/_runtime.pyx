@@ -1428,16 +1428,17 @@ def _debug_live_loop_futures():
 cdef class RegistryRemoval:
     """The callback of a task's weak reference in asyncio's task WeakSet: the
     WeakSet's own ``_remove`` in C (a Python call per task was 1,300
-    instructions of every task's deallocation). As ``_remove``, it defers
-    while the set is being iterated."""
+    instructions of every task's deallocation). As ``_remove`` up to 3.13,
+    it defers while the set is being iterated (3.14's WeakSet iterates a copy
+    and has no such guard: there it always discards at once)."""
     cdef set data
-    cdef set iterating
-    cdef list pending
+    cdef set iterating              # None from 3.14
+    cdef list pending               # None from 3.14
 
     def __init__(self, weak_set):
         self.data = weak_set.data
-        self.iterating = weak_set._iterating
-        self.pending = weak_set._pending_removals
+        self.iterating = getattr(weak_set, "_iterating", None)
+        self.pending = getattr(weak_set, "_pending_removals", None)
 
     def __call__(self, item):
         if self.iterating:

@@ -670,13 +670,15 @@ def test_the_registry_callback_behaves_as_the_weaksets_own() -> None:
         iterator = iter(ws)
         held = next(iterator)
         del items[0 if items[1] is held else 1]  # dies while the set is iterated: deferred
-        seen.append((len(ws.data), len(ws._pending_removals)))
+        seen.append((len(ws.data), len(getattr(ws, "_pending_removals", ()))))
         for _ in iterator:
             pass
         del iterator, held
-        seen.append((len(ws.data), len(ws._pending_removals), len(ws)))
+        seen.append((len(ws.data), len(getattr(ws, "_pending_removals", ())), len(ws)))
         return seen
 
     expected = scenario(lambda ws: ws._remove)
-    assert expected == [2, (2, 1), (1, 0, 1)]
+    # (3.14's WeakSet iterates a copy: a death while iterating is removed at once)
+    deferred = [2, (1, 0), (1, 0, 1)] if sys.version_info >= (3, 14) else [2, (2, 1), (1, 0, 1)]
+    assert expected == deferred
     assert scenario(RegistryRemoval) == expected
