@@ -521,6 +521,7 @@ cdef extern from "Python.h":
 
 cdef extern from "rio.h":
     bint RIO_DEBUG_ENABLED
+    void rio_set_stop_value(object value) noexcept
     ctypedef PySendResult (*sendfunc)(PyObject *, PyObject *, PyObject **) noexcept
     void rio_set_am_send(PyObject *type, sendfunc am_send) noexcept
 
@@ -684,7 +685,15 @@ cdef class AioSleep:
         return self
 
     def __next__(self):
-        return self.send(None)
+        # what `await` calls from 3.12 (am_send serves only C callers there):
+        # no method call, and no StopIteration object for a None result
+        cdef bint done = False
+        result = self.resume(None, &done)
+        if not done:
+            return result
+        if result is not None:
+            rio_set_stop_value(result)
+        raise StopIteration     # returns NULL with the value set above
 
     def send(self, value):
         cdef bint done = False
