@@ -1,6 +1,7 @@
 # cython: language_level=3
 cimport cython
 from libc.stdint cimport uint32_t
+from cpython.object cimport PyObject
 
 from rio_core._runtime cimport Runtime
 from rio_core._handle cimport Handle
@@ -17,6 +18,9 @@ cdef class LoopCore(Runtime):
     # create_task without a task factory makes rio Tasks (the engine steps
     # them); False: CPython's asyncio.Task (tasks="asyncio").
     cdef bint rio_tasks
+    # every LoopCore alive, linked from _loop.loops_head (for asyncio.all_tasks)
+    cdef PyObject *loop_prev
+    cdef PyObject *loop_next
 
     cdef int check_closed(self) except -1
     cdef int check_call(self, object callback, str method) except -1

@@ -54,56 +54,17 @@ import inspect as _inspect
 import os as _os
 import sys as _sys
 from collections.abc import Coroutine as _AbcCoroutine
+from weakref import WeakSet as _WeakSet
 from warnings import warn as _warn
 
-# asyncio's bookkeeping that rio Tasks join: asyncio.current_task() reads the
-# dict, asyncio.all_tasks() the WeakSet (its name changed in 3.12).
+# asyncio's bookkeeping that rio Tasks join: asyncio.current_task() reads this
+# dict up to 3.13. From 3.14 asyncio's C module keeps the current task in the
+# thread state, set through _swap_current_task. Where the C module is missing,
+# the pure-Python functions keep the dict.
 cdef dict _current_tasks = _asyncio_tasks._current_tasks
-cdef object _task_registry = getattr(_asyncio_tasks, "_scheduled_tasks", None)
-if _task_registry is None:
-    _task_registry = _asyncio_tasks._all_tasks
-
-
-def _c_module_task_registry():
-    """3.14+: the WeakSet in which asyncio's C module keeps the tasks that are
-    not its own, or None. Its _register_task adds to it through WeakSet.add, a
-    Python call per spawn; rio adds the weak reference itself, as before 3.14.
-    The set is found among the module's references and proved with a probe
-    that _register_task registers."""
-    import gc
-    import weakref
-    module = _sys.modules.get("_asyncio")
-    if module is None or _asyncio_tasks._register_task is not getattr(
-            module, "_register_task", None):
-        return None
-
-    class Probe:
-        pass
-
-    probe = Probe()
-    candidates = [obj for obj in gc.get_referents(module) if type(obj) is weakref.WeakSet]
-    module._register_task(probe)
-    try:
-        found = [weak_set for weak_set in candidates if probe in weak_set]
-    finally:
-        module._unregister_task(probe)
-    if len(found) != 1 or type(found[0].data) is not set:
-        return None
-    return found[0]
-
-
-# From 3.14 asyncio's C module keeps both out of reach: the current task is in
-# the thread state, set through _swap_current_task, and the tasks that are not
-# its own are in a WeakSet of the module's (found above; failing that, rio
-# registers through _register_task). Where the C module is missing, the
-# pure-Python functions keep the dict and the WeakSet above.
 cdef object _swap_current_task = None
-cdef object _register_task = None
 if _sys.version_info >= (3, 14):
     _swap_current_task = _asyncio_tasks._swap_current_task
-    _task_registry = _c_module_task_registry()
-    if _task_registry is None:
-        _register_task = _asyncio_tasks._register_task
 
 # 3.14's call graph: gather, TaskGroup, shield and the rest record which task
 # awaits which through asyncio.futures' two functions, whose C versions skip
@@ -140,10 +101,12 @@ cdef class LoopCore(Runtime):
     def __cinit__(self, *args, **kwargs):
         self.aio_tasks = True
         self.aio_current = _current_tasks
-        self.aio_registry = _task_registry
         self.aio_swap = _swap_current_task
-        self.aio_register = _register_task
+        link_loop(self)
         self.rio_tasks = default_task_kind() == "rio"
+
+    def __dealloc__(self):
+        unlink_loop(self)
 
     def _use_tasks(self, kind):
         """Which task create_task makes: "rio" (rio's Task, stepped by the
@@ -804,17 +767,23 @@ def _debug_live_aio_sleeps():
     return live_aio_sleeps_count
 
 
+cdef install_as_asyncios(object function, object original):
+    """Put ``function`` where asyncio's ``original`` is, under its name, in
+    asyncio.tasks and asyncio; it answers to asyncio's name, module and doc."""
+    for attr in ("__doc__", "__module__", "__name__", "__qualname__"):
+        setattr(function, attr, getattr(original, attr))
+    setattr(_asyncio_tasks, original.__name__, function)
+    setattr(_asyncio, original.__name__, function)
+
+
 def install_sleep():
     """Make this module's sleep asyncio.sleep (rio_rt does it on import, unless
     RIO_ASYNCIO_TASKS=1). A coroutine function to asyncio, inspect and mock."""
-    for attr in ("__doc__", "__module__", "__name__", "__qualname__"):
-        setattr(sleep, attr, getattr(_asyncio_sleep, attr))
     if hasattr(_inspect, "markcoroutinefunction"):
         _inspect.markcoroutinefunction(sleep)
     else:
         sleep._is_coroutine = _coroutines._is_coroutine
-    _asyncio_tasks.sleep = sleep
-    _asyncio.sleep = sleep
+    install_as_asyncios(sleep, _asyncio_sleep)
 
 
 if default_task_kind() == "rio":
@@ -985,11 +954,149 @@ cdef inline object future_result(object fut):
 def install_gather():
     """Make this module's gather asyncio.gather (rio_rt does it on import,
     unless RIO_ASYNCIO_TASKS=1)."""
-    for attr in ("__doc__", "__module__", "__name__", "__qualname__"):
-        setattr(gather, attr, getattr(_asyncio_gather, attr))
-    _asyncio_tasks.gather = gather
-    _asyncio.gather = gather
+    install_as_asyncios(gather, _asyncio_gather)
 
 
 if default_task_kind() == "rio":
     install_gather()
+
+
+# --------------------------------------------------------------------------- asyncio.all_tasks
+#
+# asyncio lists the tasks that are not its C Task's in a WeakSet: one weak
+# reference made and added at every spawn, and a callback at every task's
+# death. For rio's tasks that was about 1,400 instructions a task (a native
+# spawn + join ran three times slower). The live list of each loop already
+# holds every rio task from spawn to done, so rio's tasks stay out of the set,
+# and the set itself lists them: rio turns asyncio's WeakSet into a
+# TaskRegistry (the same object, its class changed), whose iteration adds the
+# live rio tasks of every rio loop. asyncio's all_tasks, whichever name it is
+# reached by (anyio imports it by name, possibly before rio), reads the set
+# through that iteration and keeps the tasks of the loop it is asked about.
+# Where the set cannot be found, asyncio.all_tasks is replaced instead.
+
+cdef PyObject *loops_head = NULL     # every LoopCore alive (no reference held)
+
+
+cdef void link_loop(LoopCore loop) noexcept:
+    global loops_head
+    loop.loop_next = loops_head
+    if loops_head != NULL:
+        (<LoopCore>loops_head).loop_prev = <PyObject *>loop
+    loops_head = <PyObject *>loop
+
+
+cdef void unlink_loop(LoopCore loop) noexcept:
+    global loops_head
+    if loop.loop_prev != NULL:
+        (<LoopCore>loop.loop_prev).loop_next = loop.loop_next
+    elif loops_head == <PyObject *>loop:
+        loops_head = loop.loop_next
+    if loop.loop_next != NULL:
+        (<LoopCore>loop.loop_next).loop_prev = loop.loop_prev
+    loop.loop_prev = NULL
+    loop.loop_next = NULL
+
+
+cdef int add_live_tasks(list tasks, PyObject *loop) except -1:
+    """Append the rio tasks of ``loop`` (every loop: NULL) that are not done.
+    No Python code runs on the walk: another thread sees each list whole."""
+    cdef PyObject *rt = loops_head if loop == NULL else loop
+    cdef PyObject *p
+    while rt != NULL:
+        p = (<Runtime>rt).live_head
+        while p != NULL:
+            if (<Task>p).state != TASK_DONE:
+                tasks.append(<Task>p)
+            p = (<Task>p).live_next
+        rt = (<LoopCore>rt).loop_next if loop == NULL else NULL
+    return 0
+
+
+def live_rio_tasks(loop=None):
+    """The rio tasks alive on ``loop`` (a rio loop), or on every rio loop."""
+    cdef list tasks = []
+    if loop is not None and not isinstance(loop, LoopCore):
+        raise TypeError(f"a rio loop was expected, got {type(loop).__name__}")
+    add_live_tasks(tasks, NULL if loop is None else <PyObject *>loop)
+    return tasks
+
+
+class TaskRegistry(_WeakSet):
+    """asyncio's WeakSet of the tasks that are not CPython's C Task, which
+    also lists the live rio tasks of every rio loop (rio's tasks are never
+    added: each loop's live list has them)."""
+
+    __slots__ = ()
+
+    def __iter__(self):
+        yield from _WeakSet.__iter__(self)
+        yield from live_rio_tasks()
+
+    def __len__(self):
+        return _WeakSet.__len__(self) + len(live_rio_tasks())
+
+    def __contains__(self, item):
+        if type(item) is Task:
+            return (<Task>item).state != TASK_DONE and isinstance((<Task>item).rt, LoopCore)
+        return _WeakSet.__contains__(self, item)
+
+
+def find_task_registry():
+    """The WeakSet asyncio's _register_task adds to (the one asyncio.all_tasks
+    reads), or None. Up to 3.13 asyncio.tasks has it; from 3.14 asyncio's C
+    module keeps it (found among the module's references). A probe that
+    _register_task registers proves it."""
+    import gc
+    candidates = [getattr(_asyncio_tasks, name, None)
+                  for name in ("_scheduled_tasks", "_all_tasks")]
+    module = _sys.modules.get("_asyncio")
+    if module is not None and _sys.version_info >= (3, 14):
+        candidates += gc.get_referents(module)
+    candidates = [obj for obj in candidates if isinstance(obj, _WeakSet)]
+
+    class Probe:
+        pass
+
+    probe = Probe()
+    _asyncio_tasks._register_task(probe)
+    try:
+        found = [weak_set for weak_set in candidates if probe in weak_set]
+    finally:
+        _asyncio_tasks._unregister_task(probe)
+    if len(found) != 1 or type(found[0].data) is not set:
+        return None
+    return found[0]
+
+
+cdef object _asyncio_all_tasks = _asyncio_tasks.all_tasks
+cdef object _get_running_loop = _asyncio.events.get_running_loop
+
+
+def all_tasks(loop=None):
+    """asyncio.all_tasks plus the loop's rio tasks: asyncio.all_tasks where
+    asyncio's registry cannot list them."""
+    cdef set tasks
+    if loop is None:
+        loop = _get_running_loop()
+    tasks = _asyncio_all_tasks(loop)
+    if isinstance(loop, LoopCore):
+        tasks.update(live_rio_tasks(loop))
+    return tasks
+
+
+def install_task_registry():
+    """Let asyncio.all_tasks see rio's tasks (rio_rt does it on import,
+    whatever the task kind: native tasks run on every rio loop). Returns
+    "registry" or, where asyncio's registry was not found, "all_tasks"."""
+    registry = find_task_registry()
+    if registry is not None:
+        if type(registry) is not TaskRegistry:
+            registry.__class__ = TaskRegistry
+        return "registry"
+    if _asyncio_tasks.all_tasks is not all_tasks:
+        install_as_asyncios(all_tasks, _asyncio_all_tasks)
+    return "all_tasks"
+
+
+TASK_REGISTRY = install_task_registry()

@@ -298,22 +298,19 @@ cdef class Runtime:
     cdef list idle_waiters
     # The asyncio door: tasks of this runtime are asyncio tasks of it (it is an
     # asyncio loop). Each step makes the task asyncio's current task of the
-    # loop (aio_current is asyncio's own current-tasks dict) and each spawn
-    # registers it where asyncio.all_tasks() looks (aio_registry, a WeakSet).
-    # From CPython 3.14 asyncio keeps the current task in the thread state and
-    # its registry of other tasks inside its C module: there aio_swap is
-    # asyncio's _swap_current_task and aio_register its _register_task, and
-    # the dict and WeakSet go unused (both None before 3.14).
+    # loop (aio_current is asyncio's own current-tasks dict). From CPython 3.14
+    # asyncio keeps the current task in the thread state: there aio_swap is
+    # asyncio's _swap_current_task and the dict goes unused (None before 3.14).
+    # asyncio.all_tasks() sees the tasks through the live list: rio_core._loop
+    # installs an all_tasks that adds them to asyncio's answer, so a spawn
+    # registers nothing with asyncio.
     cdef bint aio_tasks
     # The context the done callbacks of asyncio futures that tasks park on run
     # in: empty, one per runtime (so never entered twice at once), and no copy
     # of the current context per park.
     cdef object wake_context
     cdef dict aio_current
-    cdef object aio_registry
-    cdef object aio_unregister      # the callback of each task's weak reference in it
     cdef object aio_swap
-    cdef object aio_register
 
     @cython.final
     cdef object swap_aio_current(self, object task)

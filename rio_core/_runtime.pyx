@@ -120,8 +120,6 @@ cdef extern from "rio.h":
 
 from cpython.dict cimport PyDict_SetItem, PyDict_GetItem
 from cpython.exc cimport PyErr_Clear
-from cpython.set cimport PySet_Add
-from cpython.weakref cimport PyWeakref_NewRef
 
 cdef extern from "Python.h":
     ctypedef enum PySendResult:
@@ -1424,29 +1422,6 @@ def _debug_live_loop_futures():
 
 # --------------------------------------------------------------------------- runtime
 
-@cython.final
-cdef class RegistryRemoval:
-    """The callback of a task's weak reference in asyncio's task WeakSet: the
-    WeakSet's own ``_remove`` in C (a Python call per task was 1,300
-    instructions of every task's deallocation). As ``_remove`` up to 3.13,
-    it defers while the set is being iterated (3.14's WeakSet iterates a copy
-    and has no such guard: there it always discards at once)."""
-    cdef set data
-    cdef set iterating              # None from 3.14
-    cdef list pending               # None from 3.14
-
-    def __init__(self, weak_set):
-        self.data = weak_set.data
-        self.iterating = getattr(weak_set, "_iterating", None)
-        self.pending = getattr(weak_set, "_pending_removals", None)
-
-    def __call__(self, item):
-        if self.iterating:
-            self.pending.append(item)
-        else:
-            self.data.discard(item)
-
-
 cdef class Runtime:
     """An explicit runtime. ``Runtime().block_on(coro)`` runs on this thread.
 
@@ -1676,16 +1651,6 @@ cdef class Runtime:
             (<Task>self.live_head).live_prev = <PyObject *>task
         self.live_head = <PyObject *>task
         self.tasks_alive += 1
-        if self.aio_tasks:
-            if self.aio_register is not None:
-                self.aio_register(task)
-            else:
-                # where asyncio.all_tasks() looks: a WeakSet (a weak reference
-                # added to its set directly: WeakSet.add is a Python call)
-                if self.aio_unregister is None:
-                    self.aio_unregister = RegistryRemoval(self.aio_registry)
-                ref = PyWeakref_NewRef(task, self.aio_unregister)
-                PySet_Add(self.aio_registry.data, ref)
         if transition_to_scheduled(task) == SUBMIT and not eager:
             ring_push(&self.ready, task)
         if self.on_spawn_hook is not None:

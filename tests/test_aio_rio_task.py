@@ -630,55 +630,88 @@ def test_settable_private_attributes_cannot_be_deleted(arun) -> None:
     assert {error for _, _, error in refused} == {"AttributeError"} and len(refused) == 7
 
 
-@pytest.mark.skipif(sys.version_info < (3, 14), reason="asyncio's C registry of other tasks: 3.14+")
-def test_rio_tasks_join_the_c_modules_registry_without_a_python_call() -> None:
-    # 3.14 keeps the tasks that are not CPython's in a WeakSet of its C module;
-    # rio finds it (else it would register through a Python WeakSet.add call)
+def test_all_tasks_sees_rio_tasks_that_asyncio_never_registered() -> None:
+    """rio's tasks stay out of asyncio's registry (no weak reference is made
+    for them) and asyncio.all_tasks sees them anyway, beside CPython's tasks;
+    another loop's all_tasks does not, nor the registry once they are done."""
     from rio_core import _loop
 
-    registry = _loop._c_module_task_registry()
-    assert type(registry) is weakref.WeakSet
+    registry = _loop.find_task_registry()
+    assert type(registry) is _loop.TaskRegistry and _loop.TASK_REGISTRY == "registry"
+    other = asyncio.new_event_loop()
+    gate = asyncio.Event()
 
-    async def main() -> tuple[bool, bool]:
-        task = asyncio.create_task(asyncio.sleep(0))
-        seen = (task in registry, task in asyncio.all_tasks())
-        await task
-        return seen
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        made = asyncio.create_task(gate.wait())
+        spawned = rio.spawn(gate.wait())
+        cpython = asyncio.Task(gate.wait(), loop=loop)
+        me = asyncio.current_task()
+        await asyncio.sleep(0)
+        everyone = {me, made, spawned, cpython}
+        facts = [
+            weakref.getweakrefcount(made),
+            weakref.getweakrefcount(spawned),
+            asyncio.all_tasks() == everyone,
+            asyncio.all_tasks(loop) == _loop.all_tasks() == _loop.all_tasks(loop) == everyone,
+            set(_loop.live_rio_tasks(loop)) == {me, made, spawned},
+            asyncio.all_tasks(other),
+            _loop.all_tasks(other),
+            (made in registry, spawned in registry, cpython in registry),
+            everyone <= set(registry) and len(registry) >= 4,
+        ]
+        gate.set()
+        await asyncio.gather(made, spawned, cpython)
+        facts += [asyncio.all_tasks() == {me}, made in registry]
+        return facts
 
-    assert rio.run(main()) == (True, True)
+    try:
+        expected = [0, 0, True, True, True, set(), set(), (True, True, True), True, True, False]
+        assert rio.run(main()) == expected
+    finally:
+        other.close()
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        asyncio.all_tasks()
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        _loop.all_tasks()
+    with pytest.raises(TypeError, match="a rio loop was expected"):
+        _loop.live_rio_tasks(object())
+    # a native runtime's tasks are not asyncio tasks
+    assert rio.Runtime().block_on(_registered_now(registry)) is False
 
 
-def test_the_registry_callback_behaves_as_the_weaksets_own() -> None:
-    """rio's tasks enter asyncio's task WeakSet with a C callback in place of
-    the set's Python ``_remove``: the same sequence of deaths (one while the
-    set is iterated) leaves both sets the same."""
-    from rio_core._runtime import RegistryRemoval
+async def _registered_now(registry: Any) -> bool:
+    return rio.current_task() in registry
 
-    class Item:
-        pass
 
-    def scenario(make_callback: Any) -> list[Any]:
-        ws: weakref.WeakSet[Any] = weakref.WeakSet()
-        callback = make_callback(ws)
-        items = [Item() for _ in range(3)]
-        for item in items:
-            ws.data.add(weakref.ref(item, callback))
-        seen = []
-        del item
-        items.pop()  # dies: removed at once
-        seen.append(len(ws.data))
-        iterator = iter(ws)
-        held = next(iterator)
-        del items[0 if items[1] is held else 1]  # dies while the set is iterated: deferred
-        seen.append((len(ws.data), len(getattr(ws, "_pending_removals", ()))))
-        for _ in iterator:
-            pass
-        del iterator, held
-        seen.append((len(ws.data), len(getattr(ws, "_pending_removals", ())), len(ws)))
-        return seen
+def test_all_tasks_taken_by_name_before_rio_was_imported_sees_rio_tasks(tmp_path: Any) -> None:
+    # anyio's asyncio backend imports all_tasks by name, and pytest may import
+    # it before rio: asyncio's own function must see rio's tasks
+    program = (
+        "from asyncio import all_tasks\n"
+        "import asyncio, rio_rt\n"
+        "async def main():\n"
+        "    child = asyncio.create_task(asyncio.sleep(0))\n"
+        "    seen = all_tasks() == {asyncio.current_task(), child}\n"
+        "    await child\n"
+        "    return seen, type(child).__module__\n"
+        "print(rio_rt.run(main()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "(True, 'rio_core._runtime')"
 
-    expected = scenario(lambda ws: ws._remove)
-    # (3.14's WeakSet iterates a copy: a death while iterating is removed at once)
-    deferred = [2, (1, 0), (1, 0, 1)] if sys.version_info >= (3, 14) else [2, (2, 1), (1, 0, 1)]
-    assert expected == deferred
-    assert scenario(RegistryRemoval) == expected
+
+def test_all_tasks_of_a_running_rio_loop_from_another_thread() -> None:
+    async def main() -> bool:
+        loop = asyncio.get_running_loop()
+        gate = asyncio.Event()
+        tasks = [asyncio.create_task(gate.wait()) for _ in range(3)]
+        seen = await loop.run_in_executor(None, asyncio.all_tasks, loop)
+        gate.set()
+        await asyncio.gather(*tasks)
+        return seen == {asyncio.current_task(), *tasks}
+
+    assert rio.run(main())
