@@ -301,9 +301,16 @@ cdef class Runtime:
     # loop (aio_current is asyncio's own current-tasks dict). From CPython 3.14
     # asyncio keeps the current task in the thread state: there aio_swap is
     # asyncio's _swap_current_task and the dict goes unused (None before 3.14).
-    # asyncio.all_tasks() sees the tasks through the live list: rio_core._loop
-    # installs an all_tasks that adds them to asyncio's answer, so a spawn
-    # registers nothing with asyncio.
+    # asyncio.all_tasks() sees the tasks through the live list (rio_core._loop's
+    # TaskRegistry), so a spawn registers nothing with asyncio.
+    #
+    # Within one batch, a step that ends on a path running no Python code
+    # (parked in a loop future or a leaf, a bare yield) leaves its task as
+    # asyncio's current task, stale (aio_stale): the next step overwrites it
+    # in place, and the batch clears it (aio_flush) before a handle runs and
+    # when it ends. A delete and a fresh insert per step cost a third of an
+    # asyncio.sleep(0) loop. aio_defer: run_batch asks the step it calls next
+    # to defer (a nested, eager step never does).
     cdef bint aio_tasks
     # The context the done callbacks of asyncio futures that tasks park on run
     # in: empty, one per runtime (so never entered twice at once), and no copy
@@ -311,9 +318,14 @@ cdef class Runtime:
     cdef object wake_context
     cdef dict aio_current
     cdef object aio_swap
+    cdef bint aio_stale
+    cdef bint aio_defer
 
     @cython.final
     cdef object swap_aio_current(self, object task)
+
+    @cython.final
+    cdef int aio_flush(self) except -1
 
     cdef int64_t now_ns(self) noexcept
 

@@ -1697,6 +1697,15 @@ cdef class Runtime:
         except RuntimeError:
             return None
 
+    cdef int aio_flush(self) except -1:
+        """Clear the stale current task a deferred step left (see aio_stale)."""
+        self.aio_stale = False
+        if self.aio_swap is not None:
+            self.swap_aio_current(None)
+        elif dict_del_item(self.aio_current, self) < 0:
+            PyErr_Clear()
+        return 0
+
     def call_at(self, when, callback, *args, context=None):
         """Run ``callback(*args)`` at ``when`` (seconds of the runtime clock)."""
         if not callable(callback):
@@ -1714,6 +1723,8 @@ cdef class Runtime:
         cdef void *outer = rio_get_current_task()    # not NULL: an eager step
         cdef object waiter = task.fut_waiter
         cdef object aio_outer = None
+        cdef bint defer = self.aio_defer       # run_batch's step (see aio_stale)
+        self.aio_defer = False
         transition_to_running(task)
         task.fut_waiter = None
         if task.must_cancel and waiter is not None and future_cancelled(waiter):
@@ -1731,6 +1742,11 @@ cdef class Runtime:
                 PyDict_SetItem(self.aio_current, self, task)
             else:
                 aio_outer = self.swap_aio_current(task)
+                if self.aio_stale:
+                    aio_outer = None    # a finished step's task: not an outer one
+            # the entry holds a running task now (an eager step inside this
+            # one restores it: it is not stale)
+            self.aio_stale = False
         PyContext_Enter(task.context)
         if task.must_cancel or task.throw_exc is not None:
             status, value = self.throw_into(task)
@@ -1743,7 +1759,14 @@ cdef class Runtime:
             Py_DECREF(value)        # both calls returned a new reference
         PyContext_Exit(task.context)
         if self.aio_tasks:
-            if self.aio_swap is not None:
+            if defer and status == PYGEN_NEXT and not task.must_cancel and (
+                    value is None or value is PENDING_ or (
+                        type(value) is LoopFuture and (<LoopFuture>value).blocking
+                        and (<LoopFuture>value).loop_ is self)):
+                # the step ends on a path that runs no Python code: the next
+                # step overwrites the entry, the batch clears it
+                self.aio_stale = True
+            elif self.aio_swap is not None:
                 self.swap_aio_current(aio_outer)
             elif dict_del_item(self.aio_current, self) < 0:
                 PyErr_Clear()
@@ -1957,13 +1980,24 @@ cdef class Runtime:
         cdef object entry
         if self.observed:
             return self.run_batch_timed(n)
-        for _batch_index in range(n):
-            entry = <object>ring_pop(&self.ready)
-            Py_DECREF(entry)        # `entry` owns the queue's reference now
-            self.run_entry(entry)
-            if self.pending_base_exc is not None:
-                return 0
-        return 1
+        try:
+            for _batch_index in range(n):
+                entry = <object>ring_pop(&self.ready)
+                Py_DECREF(entry)        # `entry` owns the queue's reference now
+                if type(entry) is Task:
+                    self.aio_defer = True
+                    self.step(<Task>entry)
+                else:
+                    if self.aio_stale:
+                        self.aio_flush()
+                    self.run_entry(entry)
+                if self.pending_base_exc is not None:
+                    return 0
+            return 1
+        finally:
+            self.aio_defer = False
+            if self.aio_stale:
+                self.aio_flush()
 
     cdef inline int run_entry(self, object entry) except -1:
         """Step a task or run a handle; a handle's exception goes to the

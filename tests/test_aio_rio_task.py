@@ -715,3 +715,116 @@ def test_all_tasks_of_a_running_rio_loop_from_another_thread() -> None:
         return seen == {asyncio.current_task(), *tasks}
 
     assert rio.run(main())
+
+
+# ---- the current task between steps (a step may leave it for the next one to overwrite)
+
+
+def test_current_task_between_steps_is_seen_by_no_callback(arun: Any, loop_name: str) -> None:
+    """Tasks that only yield or park leave asyncio's current task for the next
+    step to overwrite; whatever runs between them (handles, timer callbacks,
+    done callbacks, CPython's own tasks, eager tasks) must still see asyncio's
+    answer."""
+    seen: list[Any] = []
+
+    def look(tag: str) -> None:
+        seen.append((tag, asyncio.current_task()))
+
+    async def yielder(i: int) -> int:
+        loop = asyncio.get_running_loop()
+        for _ in range(3):
+            loop.call_soon(look, "handle")
+            await asyncio.sleep(0)
+            seen.append(("own", asyncio.current_task() is me[i]))
+        fut = loop.create_future()
+        loop.call_later(0, lambda: (look("timer"), fut.set_result(None)))
+        await fut
+        return i
+
+    async def park(fut: Any) -> None:
+        await asyncio.sleep(0)
+        await fut
+
+    async def cpython_task() -> bool:
+        ok = True
+        for _ in range(3):
+            await asyncio.sleep(0)
+            ok = ok and type(asyncio.current_task()) is not RioTask
+        return ok
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        me.extend(asyncio.create_task(yielder(i)) for i in range(3))
+        for task in me:
+            task.add_done_callback(lambda t: look("done"))
+        native = asyncio.Task(cpython_task(), loop=loop)
+        results = await asyncio.gather(*me, native)
+        # a task ends right after another one's step left it current (parked):
+        # the done callback must not see that one
+        parked_on = loop.create_future()
+        parker = asyncio.create_task(park(parked_on))
+        quick = asyncio.create_task(asyncio.sleep(0))
+        quick.add_done_callback(lambda t: look("done"))
+        await quick
+        parked_on.set_result(None)
+        await parker
+        if hasattr(asyncio, "eager_task_factory"):
+            main_task = asyncio.current_task()
+
+            async def eager() -> bool:
+                return asyncio.current_task() is not main_task
+
+            loop.set_task_factory(asyncio.eager_task_factory)
+            child = asyncio.create_task(eager())
+            loop.set_task_factory(None)
+            results.append(asyncio.current_task() is main_task)
+            results.append(await child)
+        return results
+
+    me: list[Any] = []
+    results = arun(main())
+    assert results[:4] == [0, 1, 2, True] and all(results[4:])
+    outside = [tag for tag, task in seen if tag != "own" and task is not None]
+    assert outside == [] and len(seen) == 3 * (3 + 3 + 1 + 1) + 1
+    assert all(task for tag, task in seen if tag == "own")
+    loop = asyncio.new_event_loop() if loop_name == "asyncio" else rio.new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.sleep(0))
+        assert asyncio.current_task(loop) is None
+    finally:
+        loop.close()
+    assert stdlib_task_runs(), "a task of an earlier loop is still asyncio's current task"
+
+
+def stdlib_task_runs() -> bool:
+    """A CPython task on a stdlib loop can step: no task is left current on
+    this thread (3.14 keeps the current task in the thread state)."""
+    loop = asyncio.new_event_loop()
+    try:
+        task = loop.create_task(asyncio.sleep(0))
+        task.add_done_callback(lambda _: loop.stop())
+        loop.call_later(5, loop.stop)  # only if the task cannot step
+        loop.run_forever()
+        return task.done()
+    finally:
+        loop.close()
+
+
+def test_a_ctrl_c_between_yielding_steps_leaves_no_current_task() -> None:
+    loop = rio.new_event_loop()
+
+    async def spin() -> None:
+        while True:
+            await asyncio.sleep(0)
+
+    async def stop() -> None:
+        await asyncio.sleep(0)
+        raise KeyboardInterrupt
+
+    try:
+        loop.create_task(spin())
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_until_complete(stop())
+        assert asyncio.current_task(loop) is None
+    finally:
+        loop.close()
