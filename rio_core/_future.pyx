@@ -39,11 +39,10 @@ from rio_core._time cimport (
 )
 
 from rio_core._runtime import _await_it
-from rio_core._runtime cimport asyncio_join_future
+from rio_core._runtime cimport asyncio_join_future, set_stop_value
 
 cdef extern from "rio.h":
     bint RIO_DEBUG_ENABLED
-    void rio_set_stop_value(object value) noexcept
 
 # Debug-build leak counter (rio_core.debug_counters()).
 cdef Py_ssize_t live_sleeps_count = 0
@@ -102,14 +101,14 @@ cdef class Future:
             self.bridge = None
             value = bridge.result()
             if value is not None:
-                rio_set_stop_value(value)
+                set_stop_value(value)
             raise StopIteration
         r = self._poll(task)
         if r is PENDING_:
             return PENDING_
         if type(r) is Ready:
             if (<Ready>r).value is not None:
-                rio_set_stop_value((<Ready>r).value)
+                set_stop_value((<Ready>r).value)
             raise StopIteration     # returns NULL with the value set above
         raise TypeError(
             f"{type(self).__name__}.poll() must return rio_rt.Ready(value) or "

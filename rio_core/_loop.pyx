@@ -35,7 +35,7 @@ from rio_core._time cimport TimerHandle, checked_deadline_ns
 from rio_core._runtime cimport (
     Runtime, Task, FutureDone, LoopFuture, AIO_PENDING, AIO_FINISHED, enter_runtime,
     leave_runtime, new_loop_future, current_task_or_none, TASK_DONE, OUTCOME_RESULT,
-    OUTCOME_CANCELLED,
+    OUTCOME_CANCELLED, set_stop_value,
 )
 from rio_core._reactor cimport RIO_IN, RIO_OUT
 
@@ -484,7 +484,6 @@ cdef extern from "Python.h":
 
 cdef extern from "rio.h":
     bint RIO_DEBUG_ENABLED
-    void rio_set_stop_value(object value) noexcept
     ctypedef PySendResult (*sendfunc)(PyObject *, PyObject *, PyObject **) noexcept
     void rio_set_am_send(PyObject *type, sendfunc am_send) noexcept
 
@@ -655,7 +654,7 @@ cdef class AioSleep:
         if not done:
             return result
         if result is not None:
-            rio_set_stop_value(result)
+            set_stop_value(result)
         raise StopIteration     # returns NULL with the value set above
 
     def send(self, value):

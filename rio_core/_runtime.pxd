@@ -423,3 +423,7 @@ cdef Ready READY_NONE
 cdef object reraise(object typ, object val, object tb)
 cdef object asyncio_join_future(Task task)
 cdef LoopFuture new_loop_future(Runtime rt, bint debug)
+
+
+# StopIteration(value) for an awaitable's __next__ (one object reused, 3.12+)
+cdef void set_stop_value(object value) noexcept

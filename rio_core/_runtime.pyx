@@ -117,6 +117,8 @@ cdef extern from "rio.h":
     void rio_set_current_task(void *t) noexcept
     PyObject *rio_fetch_exception() noexcept
     void rio_set_stop_value(object value) noexcept
+    void rio_set_stop_value_cached(PyObject **cache, object value) noexcept
+    void rio_clear_stop_cache(PyObject *cache) noexcept
 
 from cpython.dict cimport PyDict_SetItem, PyDict_GetItem
 from cpython.exc cimport PyErr_Clear
@@ -151,6 +153,17 @@ cdef uint64_t next_task_id = 1
 
 # Debug-build leak counter (rio_core.debug_counters()).
 cdef Py_ssize_t live_tasks_count = 0
+
+# One StopIteration reused by every __next__ of the engine's awaitables that
+# ends with a value (rio.h, rio_set_stop_value_cached); each step lets go of
+# the value it holds.
+cdef PyObject *stop_cache = NULL
+
+
+cdef void set_stop_value(object value) noexcept:
+    """Set StopIteration(value) for a ``__next__`` that then raises a bare
+    StopIteration (returns NULL)."""
+    rio_set_stop_value_cached(&stop_cache, value)
 
 
 # --------------------------------------------------------------------------- the trap
@@ -941,7 +954,7 @@ cdef class Join:
         task.exception_retrieved = True
         if task.outcome == OUTCOME_RESULT:
             if task.result_value is not None:
-                rio_set_stop_value(task.result_value)
+                set_stop_value(task.result_value)
             raise StopIteration     # returns NULL with the value set above
         if task.outcome == OUTCOME_CANCELLED:
             raise task._cancelled_error()
@@ -1338,7 +1351,7 @@ cdef class LoopFutureIter:
         if not done:
             return value
         if value is not None:
-            rio_set_stop_value(value)
+            set_stop_value(value)
         raise StopIteration     # returns NULL with the value set above
 
     def send(self, value):
@@ -1758,6 +1771,7 @@ cdef class Runtime:
                 value = <object>raw
             Py_DECREF(value)        # both calls returned a new reference
         PyContext_Exit(task.context)
+        rio_clear_stop_cache(stop_cache)
         if self.aio_tasks:
             if defer and status == PYGEN_NEXT and not task.must_cancel and (
                     value is None or value is PENDING_ or (

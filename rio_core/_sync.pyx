@@ -50,14 +50,13 @@ from _thread import allocate_lock as _allocate_lock
 
 from rio_core._runtime cimport (
     Task, Ready, Context, wake_task, PENDING_, reraise,
-    current_task_or_none, current_runtime_or_none,
+    current_task_or_none, current_runtime_or_none, set_stop_value,
 )
 from rio_core._future cimport Future
 from rio_core._scope cimport current_any_task
 
 cdef extern from "rio.h":
     bint RIO_DEBUG_ENABLED
-    void rio_set_stop_value(object value) noexcept
     ctypedef enum PySendResult:
         PYGEN_RETURN
         PYGEN_ERROR
@@ -330,7 +329,7 @@ cdef class Waiter:
         if not done:
             return value
         if value is not None:
-            rio_set_stop_value(value)
+            set_stop_value(value)
         raise StopIteration
 
     cdef object poll_asyncio(self):

@@ -106,6 +106,81 @@ static inline void rio_set_stop_value(PyObject *value) {
     }
 }
 
+/* The same through one StopIteration object, reused (3.12+): from 3.12
+ * `await` on an object that is not a coroutine resumes it through
+ * tp_iternext, so every await of a done future whose result is not None ends
+ * in a StopIteration, and creating one (a call of the type, then
+ * PyErr_SetObject's context chaining) was a fifth of an await-and-set round
+ * on 3.13. The await takes the value out of the exception and drops it, so
+ * the object can be used again as long as no one else holds it (refcount 1
+ * in `*cache`) and nothing was attached to it (no traceback, context, cause,
+ * notes or attributes). While an exception is being handled, a fresh one is
+ * made, since PyErr_SetObject would chain it as context. The cache keeps the
+ * last value until rio_clear_stop_cache (each task step ends with it). */
+static inline void rio_set_stop_value_cached(PyObject **cache, PyObject *value) {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyStopIterationObject *stop = (PyStopIterationObject *)*cache;
+    PyObject *exc, *handled, *old_arg, *old_value;
+    if (stop != NULL && Py_REFCNT(stop) == 1 && PyTuple_CheckExact(stop->args)
+            && PyTuple_GET_SIZE(stop->args) == 1 && Py_REFCNT(stop->args) == 1
+            && stop->traceback == NULL && stop->context == NULL && stop->cause == NULL
+            && stop->notes == NULL && stop->dict == NULL) {
+        handled = PyErr_GetHandledException();
+        if (handled == NULL) {
+            old_arg = PyTuple_GET_ITEM(stop->args, 0);
+            old_value = stop->value;
+            Py_INCREF(value);
+            PyTuple_SET_ITEM(stop->args, 0, value);
+            Py_INCREF(value);
+            stop->value = value;
+            stop->suppress_context = 0;
+            Py_DECREF(old_arg);         /* (no exception is set yet) */
+            Py_XDECREF(old_value);
+            Py_INCREF(stop);
+            PyErr_SetRaisedException((PyObject *)stop);
+            return;
+        }
+        Py_DECREF(handled);
+    }
+    rio_set_stop_value(value);
+    if (*cache == NULL || Py_REFCNT(*cache) == 1) {
+        exc = PyErr_GetRaisedException();
+        if (exc != NULL && Py_IS_TYPE(exc, (PyTypeObject *)PyExc_StopIteration)
+                && PyTuple_CheckExact(((PyBaseExceptionObject *)exc)->args)
+                && PyTuple_GET_SIZE(((PyBaseExceptionObject *)exc)->args) == 1) {
+            Py_INCREF(exc);
+            Py_XSETREF(*cache, exc);
+        }
+        PyErr_SetRaisedException(exc);
+    }
+#else
+    (void)cache;
+    rio_set_stop_value(value);
+#endif
+}
+
+/* Let go of the value the reused StopIteration still holds (if no one else
+ * holds the object). */
+static inline void rio_clear_stop_cache(PyObject *cache) {
+#if PY_VERSION_HEX >= 0x030C0000
+    PyStopIterationObject *stop = (PyStopIterationObject *)cache;
+    PyObject *old_arg, *old_value;
+    if (stop == NULL || stop->value == Py_None || Py_REFCNT(stop) != 1
+            || !PyTuple_CheckExact(stop->args) || PyTuple_GET_SIZE(stop->args) != 1
+            || Py_REFCNT(stop->args) != 1) {
+        return;
+    }
+    old_arg = PyTuple_GET_ITEM(stop->args, 0);
+    old_value = stop->value;
+    PyTuple_SET_ITEM(stop->args, 0, Py_NewRef(Py_None));
+    stop->value = Py_NewRef(Py_None);
+    Py_DECREF(old_arg);
+    Py_XDECREF(old_value);
+#else
+    (void)cache;
+#endif
+}
+
 /* Give a leaf future's type an am_send slot (3.10+): PyIter_Send, which is
  * how Python 3.11 runs `await` on an object that is not a coroutine (and how
  * C callers resume one on every version), then gets the outcome as a return

@@ -828,3 +828,50 @@ def test_a_ctrl_c_between_yielding_steps_leaves_no_current_task() -> None:
         assert asyncio.current_task(loop) is None
     finally:
         loop.close()
+
+
+# ---- the StopIteration an await of a done future ends with (one object reused from 3.12)
+
+
+def test_the_value_an_await_ends_with_is_neither_shared_nor_kept(arun: Any) -> None:
+    class Result:
+        pass
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        facts: list[Any] = []
+        # a StopIteration caught by hand keeps its own value
+        first = loop.create_future()
+        first.set_result("first")
+        iterator = first.__await__()
+        try:
+            next(iterator)
+        except StopIteration as stop:
+            held = stop
+        second = loop.create_future()
+        second.set_result("second")
+        facts.append(await second)
+        facts.append((held.value, held.args))
+        # inside an except block (a fresh exception there), and after it
+        try:
+            raise KeyError("handled")
+        except KeyError:
+            third = loop.create_future()
+            third.set_result(3)
+            facts.append(await third)
+        # the last value is not kept alive by the engine once the task moves on
+        fut = loop.create_future()
+        value = Result()
+        ref = weakref.ref(value)
+        fut.set_result(value)
+        got = await fut
+        facts.append(got is value)
+        del value, got, fut
+        await asyncio.sleep(0)
+        facts.append(ref() is None)
+        task = asyncio.create_task(asyncio.sleep(0, "from a task"))
+        facts.append(await task)
+        return facts
+
+    expected = ["second", ("first", ("first",)), 3, True, True, "from a task"]
+    assert arun(main()) == expected
