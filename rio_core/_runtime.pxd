@@ -309,8 +309,8 @@ cdef class Runtime:
     # asyncio's current task, stale (aio_stale): the next step overwrites it
     # in place, and the batch clears it (aio_flush) before a handle runs and
     # when it ends. A delete and a fresh insert per step cost a third of an
-    # asyncio.sleep(0) loop. aio_defer: run_batch asks the step it calls next
-    # to defer (a nested, eager step never does).
+    # asyncio.sleep(0) loop. Only run_batch's steps defer (step's `defer`; a
+    # nested, eager step never does).
     cdef bint aio_tasks
     # The context the done callbacks of asyncio futures that tasks park on run
     # in: empty, one per runtime (so never entered twice at once), and no copy
@@ -319,7 +319,6 @@ cdef class Runtime:
     cdef dict aio_current
     cdef object aio_swap
     cdef bint aio_stale
-    cdef bint aio_defer
 
     @cython.final
     cdef object swap_aio_current(self, object task)
@@ -343,7 +342,7 @@ cdef class Runtime:
     cdef int schedule(self, Task task) except -1
 
     @cython.final
-    cdef int step(self, Task task) except -1
+    cdef int step(self, Task task, bint defer=*) except -1
 
     @cython.final
     cdef int step_woken(self, Task task) except -1

@@ -116,7 +116,6 @@ cdef extern from "rio.h":
     void *rio_get_current_task() noexcept
     void rio_set_current_task(void *t) noexcept
     PyObject *rio_fetch_exception() noexcept
-    void rio_set_stop_value(object value) noexcept
     void rio_set_stop_value_cached(PyObject **cache, object value) noexcept
     void rio_clear_stop_cache(PyObject *cache) noexcept
 
@@ -1729,15 +1728,13 @@ cdef class Runtime:
 
     # ---- stepping
 
-    cdef int step(self, Task task) except -1:
+    cdef int step(self, Task task, bint defer=False) except -1:
         cdef PyObject *raw = NULL
         cdef PySendResult status
         cdef object value
         cdef void *outer = rio_get_current_task()    # not NULL: an eager step
         cdef object waiter = task.fut_waiter
         cdef object aio_outer = None
-        cdef bint defer = self.aio_defer       # run_batch's step (see aio_stale)
-        self.aio_defer = False
         transition_to_running(task)
         task.fut_waiter = None
         if task.must_cancel and waiter is not None and future_cancelled(waiter):
@@ -1999,8 +1996,7 @@ cdef class Runtime:
                 entry = <object>ring_pop(&self.ready)
                 Py_DECREF(entry)        # `entry` owns the queue's reference now
                 if type(entry) is Task:
-                    self.aio_defer = True
-                    self.step(<Task>entry)
+                    self.step(<Task>entry, True)     # may leave it current (aio_stale)
                 else:
                     if self.aio_stale:
                         self.aio_flush()
@@ -2009,7 +2005,6 @@ cdef class Runtime:
                     return 0
             return 1
         finally:
-            self.aio_defer = False
             if self.aio_stale:
                 self.aio_flush()
 
