@@ -62,6 +62,25 @@ cdef class AioSleep:
     cdef int finish(self) except -1
 
 
+cdef enum QueueOpState:
+    # asyncio.Queue's put()/get() inside a rio task (AioQueueOp): every
+    # change is one of the transitions in _loop.pyx's asyncio.Queue section.
+    QOP_CREATED         # made by put()/get(), not resumed yet
+    QOP_DELEGATED       # it had to wait (full / empty): asyncio's own coroutine runs
+    QOP_DONE            # returned or raised; resuming it again is an error
+
+
+cdef class AioQueueOp:
+    cdef QueueOpState state
+    cdef bint getting           # get(), else put()
+    cdef object queue           # QOP_CREATED: the queue and (put) the item
+    cdef object item
+    cdef object delegate        # QOP_DELEGATED: asyncio's own put or get coroutine
+
+    cdef object resume(self, object arg, bint *done)
+    cdef int finish(self) except -1
+
+
 cdef class GatherState:
     # asyncio.gather's closure (its nonlocals), for rio's gather: the done
     # callback of every child, and what it finishes the outer future with.

@@ -24,7 +24,7 @@ The run loop is here too: ``_run_until_stopping`` is ``run_forever``'s body
 
 cimport cython
 from libc.math cimport isfinite
-from libc.stdint cimport int64_t, uint32_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
 from cpython.contextvars cimport PyContext_CopyCurrent
 from cpython.long cimport PyLong_AsDouble
 from cpython.object cimport PyObject
@@ -672,13 +672,8 @@ cdef class AioSleep:
             except BaseException:
                 self.finish()
                 raise
-        if len(args) > 1 and _throw_signature_deprecated:
-            _warn("the (type, exc, tb) signature of throw() is deprecated, "
-                  "use the single-arg signature instead.", DeprecationWarning, 2)
         self.finish()
-        thrower = _gen_probe()
-        next(thrower)
-        thrower.throw(*args)
+        throw_as_a_coroutine(args)
 
     def close(self):
         cdef object delegate = self.delegate
@@ -739,6 +734,18 @@ def _gen_probe():
     yield
 
 
+cdef int throw_as_a_coroutine(tuple args) except -1:
+    """Raise what a coroutine's throw(*args) raises from where it stands (with
+    CPython's warning for the three-argument form)."""
+    if len(args) > 1 and _throw_signature_deprecated:
+        _warn("the (type, exc, tb) signature of throw() is deprecated, "
+              "use the single-arg signature instead.", DeprecationWarning, 2)
+    thrower = _gen_probe()
+    next(thrower)
+    thrower.throw(*args)
+    return 0
+
+
 cdef object aio_sleep_resume(AioSleep s, object arg, bint *done):
     return s.resume(arg, done)
 
@@ -775,18 +782,544 @@ cdef install_as_asyncios(object function, object original):
     setattr(_asyncio, original.__name__, function)
 
 
+cdef mark_coroutine_function(object function):
+    """Make ``function`` a coroutine function to asyncio, inspect and mock."""
+    if hasattr(_inspect, "markcoroutinefunction"):
+        _inspect.markcoroutinefunction(function)
+    else:
+        function._is_coroutine = _coroutines._is_coroutine
+
+
 def install_sleep():
     """Make this module's sleep asyncio.sleep (rio_rt does it on import, unless
     RIO_ASYNCIO_TASKS=1). A coroutine function to asyncio, inspect and mock."""
-    if hasattr(_inspect, "markcoroutinefunction"):
-        _inspect.markcoroutinefunction(sleep)
-    else:
-        sleep._is_coroutine = _coroutines._is_coroutine
+    mark_coroutine_function(sleep)
     install_as_asyncios(sleep, _asyncio_sleep)
 
 
 if default_task_kind() == "rio":
     install_sleep()
+
+
+# --------------------------------------------------------------------------- asyncio.Queue
+#
+# asyncio.Queue's put() and get() are coroutines in Python. One that does not
+# wait (put on a queue with room, get on one with items) costs a coroutine
+# and about six more Python frames: full() or empty(), qsize(), put_nowait()
+# or get_nowait(), _put() or _get(), Event.clear(), _wakeup_next(). A
+# producer/consumer program spends most of its time there, on any loop.
+# rio_rt sets its own put and get on asyncio.Queue itself, so subclasses,
+# isinstance and every other method stay asyncio's. Inside a rio task on a rio
+# loop they return an AioQueueOp, whose first resumption runs that path in C
+# when it does not wait. When the queue is full (put) or empty (get), asyncio's
+# own coroutine runs instead, from its start, so waiting, cancellation and
+# shutdown are asyncio's code. Outside a rio task put() and get() return
+# asyncio's coroutine.
+#
+# The C path is asyncio's code inlined only for a queue whose type reaches
+# asyncio's full, qsize, empty, put_nowait, get_nowait, _put, _get and
+# _wakeup_next, and whose instance dict holds only asyncio's own attributes
+# (read in one pass; so no method is set on the instance). Any other queue
+# (PriorityQueue, LifoQueue, a subclass that overrides one) gets the same
+# path through its own methods: full() then put_nowait(), empty() then
+# get_nowait(). The verdict about a type is kept per (type, version tag):
+# CPython changes the tag whenever the type or a base is modified.
+
+from asyncio import queues as _asyncio_queues
+from asyncio import locks as _asyncio_locks
+from collections import deque as _deque_class
+from cpython.dict cimport PyDict_Next, PyDict_SetItem
+from cpython.long cimport PyLong_AsLongAndOverflow
+from libc.string cimport memset
+from cpython.ref cimport Py_DECREF
+
+cdef extern from "Python.h":
+    object PyObject_Vectorcall(object callable, PyObject **args, size_t nargsf, PyObject *kw)
+
+cdef extern from "rio.h":
+    unsigned int rio_type_tag(PyObject *type) noexcept
+    uint64_t rio_dict_version(PyObject *d) noexcept
+    PyObject *rio_instance_dict(object obj) noexcept
+
+cdef object _Queue = _asyncio_queues.Queue
+cdef object _Event = _asyncio_locks.Event
+cdef object _queue_put = _Queue.put         # asyncio's own coroutine functions
+cdef object _queue_get = _Queue.get
+cdef object _QueueShutDown = getattr(_asyncio_queues, "QueueShutDown", None)   # 3.13+
+cdef object _deque = _deque_class
+cdef object _deque_append = _deque.append   # the method descriptors: no lookup per call
+cdef object _deque_popleft = _deque.popleft
+cdef Py_ssize_t live_aio_queue_ops_count = 0
+
+# The methods put() and get() reach (name -> asyncio's function), and the
+# instance attributes asyncio's Queue and Event have on any version (3.9 sets
+# _loop in __init__, 3.10+ on first use; _is_shutdown is 3.13+).
+cdef dict _queue_methods = {name: getattr(_Queue, name) for name in (
+    "full", "qsize", "empty", "put_nowait", "get_nowait", "_put", "_get", "_wakeup_next")}
+cdef str s_maxsize = "_maxsize", s_queue = "_queue", s_getters = "_getters"
+cdef str s_putters = "_putters", s_unfinished = "_unfinished_tasks"
+cdef str s_finished = "_finished", s_is_shutdown = "_is_shutdown", s_loop = "_loop"
+cdef tuple _queue_fields = (s_maxsize, s_queue, s_getters, s_putters, s_unfinished,
+                            s_finished, s_is_shutdown)
+cdef dict _event_methods = {"clear": _Event.clear}
+cdef str s_value = "_value", s_waiters = "_waiters"
+cdef tuple _event_fields = (s_value, s_waiters)
+
+ctypedef struct TypeVerdict:
+    PyObject *tp            # borrowed: a tag is never reused by another type
+    unsigned int tag
+    bint plain
+
+cdef enum:
+    VERDICTS = 4        # types remembered, per cache
+
+cdef TypeVerdict queue_verdicts[VERDICTS]
+cdef TypeVerdict event_verdicts[VERDICTS]
+
+
+cdef bint plain_type(object tp, TypeVerdict *cache, dict methods, tuple fields) except -1:
+    """Whether ``tp`` reaches each of ``methods`` (name -> asyncio's function)
+    and defines none of ``fields``, so that asyncio's code for it may run
+    inlined, reading the fields from the instance dict."""
+    cdef unsigned int tag = rio_type_tag(<PyObject *>tp)
+    cdef int i
+    cdef bint plain = True
+    if tag != 0:
+        for i in range(VERDICTS):
+            if cache[i].tp == <PyObject *>tp and cache[i].tag == tag:
+                return cache[i].plain
+    for name, function in methods.items():
+        if getattr(tp, name, None) is not function:
+            plain = False
+    for name in fields:
+        if hasattr(tp, name):
+            plain = False
+    tag = rio_type_tag(<PyObject *>tp)      # (the lookups above give it one)
+    if tag != 0:
+        for i in range(VERDICTS - 1, 0, -1):
+            cache[i] = cache[i - 1]
+        cache[0].tp = <PyObject *>tp
+        cache[0].tag = tag
+        cache[0].plain = plain
+    return plain
+
+
+cdef object instance_dict(object obj):
+    """``obj.__dict__`` (made now if the instance keeps its attributes
+    inline), or None."""
+    cdef PyObject *d = rio_instance_dict(obj)
+    if d == NULL:
+        return None
+    result = <object>d
+    Py_DECREF(result)
+    return result if type(result) is dict else None
+
+
+ctypedef struct QueueFields:
+    # a plain queue's instance dict, read in one pass (borrowed)
+    PyObject *maxsize
+    PyObject *queue
+    PyObject *getters
+    PyObject *putters
+    PyObject *unfinished
+    PyObject *finished
+    PyObject *is_shutdown
+
+
+ctypedef struct FieldsMemo:
+    # the last queue dict read_queue_fields passed, at a version (up to 3.13)
+    PyObject *d             # borrowed: compared, read only while the version matches
+    uint64_t version
+    QueueFields f
+
+cdef FieldsMemo queue_memo
+
+
+cdef dict read_queue_fields(object q, QueueFields *f):
+    """The instance dict of ``q``, with ``f`` filled from it, if asyncio's
+    code may run inlined on it: a plain type, and nothing in the dict but
+    asyncio's own attributes (so no method is set on the instance); else
+    None. The dict is read in one pass, keys compared by identity (attribute
+    names are interned; a key that is not takes the general path, which is
+    never wrong). Up to 3.12 the verdict is kept with the dict's version."""
+    cdef Py_ssize_t pos = 0
+    cdef PyObject *key
+    cdef PyObject *value
+    cdef uint64_t version
+    if not plain_type(type(q), queue_verdicts, _queue_methods, _queue_fields):
+        return None
+    dict_ = instance_dict(q)
+    if dict_ is None:
+        return None
+    version = rio_dict_version(<PyObject *>dict_)
+    if version != 0 and queue_memo.d == <PyObject *>dict_ and queue_memo.version == version:
+        f[0] = queue_memo.f     # the same dict, unchanged since it was read
+        return <dict>dict_
+    memset(f, 0, sizeof(QueueFields))
+    while PyDict_Next(dict_, &pos, &key, &value):
+        if key == <PyObject *>s_queue:
+            f.queue = value
+        elif key == <PyObject *>s_maxsize:
+            f.maxsize = value
+        elif key == <PyObject *>s_unfinished:
+            f.unfinished = value
+        elif key == <PyObject *>s_getters:
+            f.getters = value
+        elif key == <PyObject *>s_putters:
+            f.putters = value
+        elif key == <PyObject *>s_finished:
+            f.finished = value
+        elif key == <PyObject *>s_is_shutdown:
+            f.is_shutdown = value
+        elif key != <PyObject *>s_loop:
+            return None
+    if version != 0:
+        queue_memo.d = <PyObject *>dict_
+        queue_memo.version = version
+        queue_memo.f = f[0]
+    return <dict>dict_
+
+
+cdef int clear_event(object event) except -1:
+    """asyncio's Event.clear(): ``_value = False``, written only when it is
+    not False already (which no one can tell apart)."""
+    cdef Py_ssize_t pos = 0
+    cdef PyObject *key
+    cdef PyObject *value
+    cdef PyObject *current = NULL
+    if plain_type(type(event), event_verdicts, _event_methods, _event_fields):
+        d = instance_dict(event)
+        if d is not None:
+            while PyDict_Next(d, &pos, &key, &value):
+                if key == <PyObject *>s_value:
+                    current = value
+                elif key != <PyObject *>s_waiters and key != <PyObject *>s_loop:
+                    break
+            else:
+                if current == NULL or <object>current is not False:
+                    PyDict_SetItem(d, s_value, False)
+                return 0
+    event.clear()
+    return 0
+
+
+cdef int wakeup_next(object waiters) except -1:
+    """asyncio's Queue._wakeup_next: wake the first waiter not done."""
+    while waiters:
+        waiter = waiters.popleft()
+        if not waiter.done():
+            waiter.set_result(None)
+            break
+    return 0
+
+
+cdef object queue_put_now(object q, object item, bint *blocked):
+    """put()'s first pass when it does not wait: put_nowait(item). With
+    ``*blocked`` set instead when the queue is full.
+
+    Inlined only where nothing it touches can run Python code (a deque, an
+    int maxsize, a bool _is_shutdown), so it reads and writes what asyncio's
+    code would, in the same order."""
+    cdef QueueFields f
+    cdef dict d
+    cdef PyObject *args[2]
+    cdef uint64_t version
+    cdef long maxsize
+    cdef int overflow = 0
+    d = read_queue_fields(q, &f)
+    if d is not None and f.maxsize != NULL and f.queue != NULL \
+            and f.unfinished != NULL and f.finished != NULL and f.getters != NULL \
+            and type(<object>f.queue) is _deque and type(<object>f.maxsize) is int \
+            and (_QueueShutDown is None or
+                 (f.is_shutdown != NULL and type(<object>f.is_shutdown) is bool)):
+        maxsize = PyLong_AsLongAndOverflow(<object>f.maxsize, &overflow)
+        if not overflow:
+            # (strong references first: the dict changes below)
+            items = <object>f.queue
+            unfinished = <object>f.unfinished
+            finished = <object>f.finished
+            getters = <object>f.getters
+            # full(): maxsize > 0 and qsize() >= maxsize
+            if maxsize > 0 and len(items) >= maxsize:
+                blocked[0] = True
+                return None
+            # put_nowait(), inlined: QueueShutDown (3.13+), then _put, the
+            # count of unfinished tasks, _finished.clear(), _wakeup_next(_getters)
+            if _QueueShutDown is not None and <object>f.is_shutdown is True:
+                raise _QueueShutDown
+            args[0] = <PyObject *>items
+            args[1] = <PyObject *>item
+            PyObject_Vectorcall(_deque_append, args, 2, NULL)
+            unfinished = unfinished + 1
+            version = rio_dict_version(<PyObject *>d)
+            PyDict_SetItem(d, s_unfinished, unfinished)
+            if version != 0 and queue_memo.d == <PyObject *>d \
+                    and queue_memo.version == version:
+                # the memo follows its own write: this key was all that changed
+                queue_memo.f.unfinished = <PyObject *>unfinished
+                queue_memo.version = rio_dict_version(<PyObject *>d)
+            clear_event(finished)
+            wakeup_next(getters)
+            return None
+    # any other queue: asyncio's code through the queue's own methods
+    if q.full():
+        blocked[0] = True
+        return None
+    return q.put_nowait(item)
+
+
+cdef object queue_get_now(object q, bint *blocked):
+    """get()'s first pass when it does not wait: get_nowait(). With
+    ``*blocked`` set instead when the queue is empty (inlined for a deque)."""
+    cdef QueueFields f
+    cdef dict d
+    cdef PyObject *args[1]
+    d = read_queue_fields(q, &f)
+    if d is not None and f.queue != NULL and f.putters != NULL \
+            and type(<object>f.queue) is _deque:
+        items = <object>f.queue         # (strong references first)
+        putters = <object>f.putters
+        if not items:
+            blocked[0] = True
+            return None
+        # get_nowait(), inlined: _get, then _wakeup_next(_putters)
+        args[0] = <PyObject *>items
+        item = PyObject_Vectorcall(_deque_popleft, args, 1, NULL)
+        wakeup_next(putters)
+        return item
+    if q.empty():
+        blocked[0] = True
+        return None
+    return q.get_nowait()
+
+
+cdef inline bint in_rio_task_on_loop():
+    """Whether a rio task of a rio loop is running now (debug mode too: the
+    path that does not wait makes no handle, future or callback)."""
+    cdef Task current = current_task_or_none()
+    return current is not None and isinstance(current.rt, LoopCore)
+
+
+def queue_put(self, item):
+    """Put an item into the queue.
+
+    asyncio.Queue.put on a rio loop (rio_rt sets it on asyncio.Queue): inside
+    a rio task, a C awaitable with asyncio's behaviour; elsewhere asyncio's
+    own coroutine."""
+    cdef AioQueueOp op
+    if not in_rio_task_on_loop():
+        return _queue_put(self, item)
+    op = AioQueueOp.__new__(AioQueueOp)
+    op.queue = self
+    op.item = item
+    return op
+
+
+def queue_get(self):
+    """Remove and return an item from the queue.
+
+    asyncio.Queue.get on a rio loop (rio_rt sets it on asyncio.Queue): inside
+    a rio task, a C awaitable with asyncio's behaviour; elsewhere asyncio's
+    own coroutine."""
+    cdef AioQueueOp op
+    if not in_rio_task_on_loop():
+        return _queue_get(self)
+    op = AioQueueOp.__new__(AioQueueOp)
+    op.queue = self
+    op.getting = True
+    return op
+
+
+@cython.final
+@cython.freelist(16)
+cdef class AioQueueOp:
+    """What asyncio.Queue's put() and get() return inside a rio task on a rio
+    loop: asyncio's coroutine, in C while it does not wait (``send``/``throw``/
+    ``close``, registered as a ``collections.abc.Coroutine``)."""
+
+    def __cinit__(self):
+        if RIO_DEBUG_ENABLED:
+            global live_aio_queue_ops_count
+            live_aio_queue_ops_count += 1
+
+    def __dealloc__(self):
+        if RIO_DEBUG_ENABLED:
+            global live_aio_queue_ops_count
+            live_aio_queue_ops_count -= 1
+        if self.state == QOP_CREATED:
+            # (as AioSleep's)
+            _warn(f"coroutine '{self.__qualname__}' was never awaited", RuntimeWarning, 1)
+
+    # ---- the transitions
+
+    cdef object resume(self, object arg, bint *done):
+        """One resumption (``send(arg)``): what it yields, or, with ``*done``
+        set, what it returns."""
+        cdef bint blocked = False
+        cdef object queue
+        if self.state == QOP_CREATED:
+            if arg is not None:
+                # (it stays CREATED, as a coroutine does)
+                raise TypeError("can't send non-None value to a just-started coroutine")
+            queue = self.queue
+            item = self.item
+            # CREATED -> DONE: it did not wait (or it raised: QueueShutDown,
+            # or whatever the queue's own methods raise)
+            self.state = QOP_DONE
+            self.queue = None
+            self.item = None
+            if self.getting:
+                result = queue_get_now(queue, &blocked)
+            else:
+                result = queue_put_now(queue, item, &blocked)
+            if not blocked:
+                done[0] = True
+                return result
+            # CREATED -> DELEGATED: it waits; asyncio's coroutine runs from its start
+            self.state = QOP_DELEGATED
+            if self.getting:
+                self.delegate = _queue_get(queue)
+            else:
+                self.delegate = _queue_put(queue, item)
+        if self.state == QOP_DELEGATED:
+            try:
+                return self.delegate.send(arg)
+            except StopIteration as stop:
+                self.finish()
+                done[0] = True
+                return stop.value
+            except BaseException:
+                self.finish()
+                raise
+        raise RuntimeError("cannot reuse already awaited coroutine")
+
+    cdef int finish(self) except -1:
+        """Any state -> DONE."""
+        self.state = QOP_DONE
+        self.queue = None
+        self.item = None
+        self.delegate = None
+        return 0
+
+    # ---- the coroutine protocol
+
+    def __await__(self):
+        return self
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cdef bint done = False
+        result = self.resume(None, &done)
+        if not done:
+            return result
+        if result is not None:
+            set_stop_value(result)
+        raise StopIteration     # returns NULL with the value set above
+
+    def send(self, value):
+        cdef bint done = False
+        result = self.resume(value, &done)
+        if not done:
+            return result
+        raise StopIteration(result)
+
+    def throw(self, *args):
+        cdef object delegate = self.delegate
+        if delegate is not None:
+            try:
+                return delegate.throw(*args)
+            except BaseException:
+                self.finish()
+                raise
+        self.finish()
+        throw_as_a_coroutine(args)
+
+    def close(self):
+        cdef object delegate = self.delegate
+        try:
+            if delegate is not None:
+                delegate.close()
+        finally:
+            self.finish()
+
+    # ---- what introspection reads
+
+    @property
+    def cr_await(self):
+        return None if self.delegate is None else self.delegate.cr_await
+
+    @property
+    def cr_running(self):
+        return False if self.delegate is None else self.delegate.cr_running
+
+    @property
+    def cr_frame(self):
+        return None if self.delegate is None else self.delegate.cr_frame
+
+    @property
+    def cr_code(self):
+        return None if self.delegate is None else self.delegate.cr_code
+
+    @property
+    def cr_suspended(self):
+        return self.state == QOP_DELEGATED
+
+    @property
+    def cr_origin(self):
+        return None
+
+    @property
+    def __name__(self):
+        return "get" if self.getting else "put"
+
+    @property
+    def __qualname__(self):
+        return "Queue.get" if self.getting else "Queue.put"
+
+    def __repr__(self):
+        return f"<coroutine object {self.__qualname__} at {id(self):#x} (rio)>"
+
+
+cdef object aio_queue_op_resume(AioQueueOp op, object arg, bint *done):
+    return op.resume(arg, done)
+
+
+cdef raw_resume_fn raw_aio_queue_op_resume = <raw_resume_fn><void *>aio_queue_op_resume
+
+
+cdef PySendResult aio_queue_op_am_send(PyObject *obj, PyObject *arg,
+                                       PyObject **result) noexcept:
+    """AioQueueOp's am_send, as AioSleep's."""
+    cdef bint done = False
+    result[0] = raw_aio_queue_op_resume(obj, arg, &done)
+    if result[0] == NULL:
+        return PYGEN_ERROR
+    return PYGEN_RETURN if done else PYGEN_NEXT
+
+
+rio_set_am_send(<PyObject *>AioQueueOp, aio_queue_op_am_send)     # it has __await__
+_AbcCoroutine.register(AioQueueOp)
+
+
+def _debug_live_aio_queue_ops():
+    return live_aio_queue_ops_count
+
+
+def install_queue():
+    """Make this module's put and get asyncio.Queue's (rio_rt does it on
+    import, unless RIO_ASYNCIO_TASKS=1). Coroutine functions to asyncio,
+    inspect and mock."""
+    for function, original in ((queue_put, _queue_put), (queue_get, _queue_get)):
+        for attr in ("__doc__", "__module__", "__name__", "__qualname__"):
+            setattr(function, attr, getattr(original, attr))
+        mark_coroutine_function(function)
+        setattr(_Queue, original.__name__, function)
+
+
+if default_task_kind() == "rio":
+    install_queue()
 
 
 # --------------------------------------------------------------------------- asyncio.gather

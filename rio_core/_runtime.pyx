@@ -2425,12 +2425,13 @@ def debug_counters():
     from rio_core._sync import _debug_live_waiters
     from rio_core._scope import _debug_scoped_asyncio_tasks
     from rio_core._group import _debug_live_groups
-    from rio_core._loop import _debug_live_aio_sleeps
+    from rio_core._loop import _debug_live_aio_sleeps, _debug_live_aio_queue_ops
     return {"tasks": live_tasks_count, "sleeps": _debug_live_sleeps(),
             "handles": _debug_live_handles(), "waiters": _debug_live_waiters(),
             "scoped_asyncio_tasks": _debug_scoped_asyncio_tasks(),
             "groups": _debug_live_groups(), "loop_futures": live_loop_futures_count,
-            "aio_sleeps": _debug_live_aio_sleeps()}
+            "aio_sleeps": _debug_live_aio_sleeps(),
+            "aio_queue_ops": _debug_live_aio_queue_ops()}
 
 
 def debug_build():

@@ -206,6 +206,50 @@ static inline void rio_set_am_send_only(PyObject *type, PyAsyncMethods *slots,
     }
 }
 
+/* A type's method-cache version tag, or 0 when it has none: it changes
+ * whenever the type or one of its bases is modified (an attribute set or
+ * deleted), so a verdict about a type's methods keyed on (type, tag) stays
+ * true while the tag is the same. Up to 3.12 the tag is valid only with
+ * Py_TPFLAGS_VALID_VERSION_TAG; from 3.13 the tag itself is reset to 0. */
+static inline unsigned int rio_type_tag(PyObject *type) {
+    PyTypeObject *t = (PyTypeObject *)type;
+#if PY_VERSION_HEX >= 0x030D0000
+    return t->tp_version_tag;
+#else
+    return (t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) ? t->tp_version_tag : 0;
+#endif
+}
+
+/* obj.__dict__ as PyObject_GenericGetDict makes it (a new reference), or
+ * NULL with no error set when the object has none. */
+static inline PyObject *rio_instance_dict(PyObject *obj) {
+    PyObject *d = PyObject_GenericGetDict(obj, NULL);
+    if (d == NULL) {
+        PyErr_Clear();
+    }
+    return d;
+}
+
+/* A dict's version: up to 3.12 every change to a dict gives it a new value
+ * from one counter, so (dict, version) names its contents exactly (3.12
+ * keeps the field, deprecated, for dict watchers' bookkeeping). 0 from 3.13:
+ * an instance dict there shares the object's inline values, and an
+ * attribute store into those leaves the dict's version as it was (found by
+ * this project's property test, tests/test_aio_queue.py). */
+static inline uint64_t rio_dict_version(PyObject *d) {
+#if PY_VERSION_HEX >= 0x030D0000
+    (void)d;
+    return 0;
+#else
+    uint64_t version;
+    _Py_COMP_DIAG_PUSH
+    _Py_COMP_DIAG_IGNORE_DEPR_DECLS
+    version = ((PyDictObject *)d)->ma_version_tag;
+    _Py_COMP_DIAG_POP
+    return version;
+#endif
+}
+
 /* Cython makes the instance dict of a type declaring `cdef dict __dict__` in
  * tp_new, for every instance. Drop it while it is still empty: the generic
  * attribute code (and the `__dict__` getter, PyObject_GenericGetDict) makes
