@@ -1140,3 +1140,44 @@ def test_many_concurrent_clients(arun):
             await close_server(server)
 
     assert arun(main()) == [b"client %d\n" % i for i in range(50)]
+
+
+def test_the_transport_socket_answers_as_asyncios():
+    """get_extra_info("socket"): rio's keeps family/type/proto and binds fileno,
+    getpeername and getsockname to the socket's C methods; what it answers, before
+    and after the close, must be what asyncio's TransportSocket answers."""
+
+    async def main() -> list[Any]:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        try:
+            transport, _ = await loop.create_connection(
+                asyncio.Protocol, "127.0.0.1", port_of(server)
+            )
+            ts = transport.get_extra_info("socket")
+            seen = [
+                isinstance(ts, asyncio.trsock.TransportSocket),
+                type(ts).__name__,
+                (ts.family, type(ts.family)),
+                (ts.type, type(ts.type)),
+                ts.proto,
+                ts.fileno() == ts._sock.fileno() != -1,
+                ts.getpeername() == ("127.0.0.1", port_of(server)),
+                ts.getsockname() == transport.get_extra_info("sockname"),
+                repr(ts).startswith(f"<asyncio.TransportSocket fd={ts.fileno()}, family="),
+                hasattr(ts, "close"),
+            ]
+            transport.close()
+            await asyncio.sleep(0)
+            seen.append((ts.fileno(), ts.family))
+            try:
+                seen.append(ts.getpeername())
+            except OSError as error:
+                seen.append(type(error).__name__)
+            return seen
+        finally:
+            await close_server(server)
+
+    expected = asyncio.run(main())
+    assert expected[0] is True and expected[-2] == (-1, socket.AF_INET)
+    assert rio.run(main()) == expected
