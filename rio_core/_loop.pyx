@@ -773,11 +773,16 @@ def _debug_live_aio_sleeps():
     return live_aio_sleeps_count
 
 
+cdef answer_as(object function, object original):
+    """Give ``function`` asyncio's ``original``'s name, qualname, module and doc."""
+    for attr in ("__doc__", "__module__", "__name__", "__qualname__"):
+        setattr(function, attr, getattr(original, attr))
+
+
 cdef install_as_asyncios(object function, object original):
     """Put ``function`` where asyncio's ``original`` is, under its name, in
     asyncio.tasks and asyncio; it answers to asyncio's name, module and doc."""
-    for attr in ("__doc__", "__module__", "__name__", "__qualname__"):
-        setattr(function, attr, getattr(original, attr))
+    answer_as(function, original)
     setattr(_asyncio_tasks, original.__name__, function)
     setattr(_asyncio, original.__name__, function)
 
@@ -1312,8 +1317,7 @@ def install_queue():
     import, unless RIO_ASYNCIO_TASKS=1). Coroutine functions to asyncio,
     inspect and mock."""
     for function, original in ((queue_put, _queue_put), (queue_get, _queue_get)):
-        for attr in ("__doc__", "__module__", "__name__", "__qualname__"):
-            setattr(function, attr, getattr(original, attr))
+        answer_as(function, original)
         mark_coroutine_function(function)
         setattr(_Queue, original.__name__, function)
 
