@@ -10,6 +10,9 @@ from rio_core._reactor cimport Reactor
 cdef extern from "rio.h":
     bint RIO_DEBUG_ENABLED
     void rio_debug_check(bint condition, const char *message) noexcept
+    ctypedef struct rio_dict_slot:
+        void *keys
+        Py_ssize_t index
 
 
 cdef enum TaskState:
@@ -317,8 +320,13 @@ cdef class Runtime:
     # of the current context per park.
     cdef object wake_context
     cdef dict aio_current
+    cdef rio_dict_slot aio_slot       # where this loop's entry in aio_current is
     cdef object aio_swap
     cdef bint aio_stale
+    # asyncio.sleep() inside this runtime's rio tasks is rio's AioSleep: set
+    # by rio's loop (LoopCore.sync_aio_sleep) while it makes rio tasks and is
+    # not in debug mode; False for a native runtime.
+    cdef bint aio_sleep_in_c
 
     @cython.final
     cdef object swap_aio_current(self, object task)

@@ -53,6 +53,7 @@ class _Pending:
     def __reduce__(self) -> str: ...
 
 PENDING: Final[_Pending]
+DICT_SLOTS: Final[bool]
 
 @final
 class Ready(Generic[_T_co]):

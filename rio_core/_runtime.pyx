@@ -118,6 +118,8 @@ cdef extern from "rio.h":
     PyObject *rio_fetch_exception() noexcept
     void rio_set_stop_value_cached(PyObject **cache, object value) noexcept
     void rio_clear_stop_cache(PyObject *cache) noexcept
+    int rio_dict_slot_put(object d, object key, object value, rio_dict_slot *slot) except -1
+    bint rio_dict_slots_probe() noexcept
 
 from cpython.dict cimport PyDict_SetItem, PyDict_GetItem
 from cpython.exc cimport PyErr_Clear
@@ -1748,8 +1750,9 @@ cdef class Runtime:
         rio_set_current_task(<void *>task)
         if self.aio_tasks:
             if self.aio_swap is None:
-                # asyncio.current_task() reads this dict (asyncio's _enter_task)
-                PyDict_SetItem(self.aio_current, self, task)
+                # asyncio.current_task() reads this dict (asyncio's _enter_task);
+                # the value is written in place once the loop's entry exists
+                rio_dict_slot_put(self.aio_current, self, task, &self.aio_slot)
             else:
                 aio_outer = self.swap_aio_current(task)
                 if self.aio_stale:
@@ -2374,6 +2377,10 @@ def _forget_running_runtime():
 
 
 at_fork_in_child(_forget_running_runtime)
+
+# Whether the step writes asyncio's current task in place (rio.h's dict
+# slots: CPython 3.11-3.13, with the dict layout checked here).
+DICT_SLOTS = bool(rio_dict_slots_probe())
 
 
 def spawn(coro, *, name=None):

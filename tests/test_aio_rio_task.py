@@ -15,6 +15,8 @@ import weakref
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rio_core._runtime import Task as RioTask
 
 import rio_rt as rio
@@ -828,6 +830,79 @@ def test_a_ctrl_c_between_yielding_steps_leaves_no_current_task() -> None:
         assert asyncio.current_task(loop) is None
     finally:
         loop.close()
+
+
+# ---- the current task written in place (rio.h's dict slots, CPython 3.11-3.13)
+
+
+def test_the_current_task_is_written_in_place_where_the_layout_is_known() -> None:
+    """The import-time probe of the dict layout must pass where it is meant to:
+    if it failed silently, every step would take the slow path unseen."""
+    from rio_core._runtime import DICT_SLOTS
+
+    assert DICT_SLOTS is (sys.version_info < (3, 14))
+
+
+# what a step may do to asyncio's current-tasks dict: add or remove other keys
+# (a resize moves every entry), or leave and re-enter its own task (a new entry)
+dict_op = st.one_of(
+    st.tuples(st.just("add"), st.integers(1, 12)),
+    st.tuples(st.just("drop"), st.integers(1, 12)),
+    st.just(("reenter",)),
+    st.just(("yield",)),
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(scripts=st.lists(st.lists(dict_op, max_size=10), min_size=1, max_size=4))
+def test_the_current_task_survives_any_change_to_asyncios_dict(
+    scripts: list[list[tuple[Any, ...]]],
+) -> None:
+    """Each step writes its task into the loop's entry in place while the entry
+    is where it was; other keys added and removed (resizes), and the task's own
+    leave and re-enter (a fresh entry), must never make asyncio.current_task()
+    answer wrongly, in the step or after it, on either loop."""
+    current_tasks = getattr(asyncio.tasks, "_current_tasks", None)
+
+    async def worker(script: list[tuple[Any, ...]], junk: list[Any]) -> list[bool]:
+        loop = asyncio.get_running_loop()
+        me = asyncio.current_task()
+        seen = []
+        for op in script:
+            if op[0] == "add" and isinstance(current_tasks, dict):
+                for _ in range(op[1]):
+                    key = object()
+                    current_tasks[key] = None
+                    junk.append(key)
+            elif op[0] == "drop" and isinstance(current_tasks, dict):
+                for _ in range(min(op[1], len(junk))):
+                    del current_tasks[junk.pop()]
+            elif op[0] == "reenter":
+                asyncio.tasks._leave_task(loop, me)
+                asyncio.tasks._enter_task(loop, me)
+            else:
+                await asyncio.sleep(0)
+            seen.append(asyncio.current_task() is me)
+            await asyncio.sleep(0)
+            seen.append(asyncio.current_task() is me)
+        return seen
+
+    async def main() -> Any:
+        junk: list[Any] = []
+        try:
+            return await asyncio.gather(*(worker(script, junk) for script in scripts))
+        finally:
+            for key in junk:
+                del current_tasks[key]
+
+    for run in (asyncio.run, rio.run):
+        results = run(main())
+        assert results == [[True] * (2 * len(script)) for script in scripts]
+    assert stdlib_task_runs()
 
 
 # ---- the StopIteration an await of a done future ends with (one object reused from 3.12)
