@@ -37,6 +37,7 @@ cdef class LoopCore(Runtime):
                              bint eager_factory)
     cdef TimerHandle schedule_at(self, double when, object callback, tuple args,
                                  object context, str method)
+    cdef void sync_aio_sleep(self) noexcept
 
 
 cdef enum SleepState:
@@ -59,6 +60,7 @@ cdef class AioSleep:
     cdef object delegate        # SLEEP_DELEGATED: asyncio's own sleep coroutine
 
     cdef object resume(self, object arg, bint *done)
+    cdef object resume_other(self, object arg, bint *done)
     cdef int finish(self) except -1
 
 

@@ -413,6 +413,39 @@ def test_the_item_is_not_kept_after_the_put_or_get():
     assert on_both(body) is True
 
 
+def test_a_finished_put_or_get_is_reused_only_when_no_one_holds_it():
+    """rio keeps one finished put or get to hand out again: never one the
+    program still holds (that one stays finished), and one handed out again and
+    dropped unawaited still warns."""
+
+    async def body() -> Any:
+        q: asyncio.Queue[int] = asyncio.Queue()
+        facts: list[Any] = []
+        held = q.put(1)
+        await held
+        for i in range(3):
+            fresh = q.get() if i % 2 else q.put(i)
+            facts.append(fresh is not held)
+            facts.append(await fresh)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(2):
+                await q.put(5)
+                q.get()  # dropped unawaited
+            gc.collect()
+        facts.append(sorted(str(w.message) for w in caught))
+        try:
+            held.send(None)
+        except RuntimeError as error:
+            facts.append(str(error))
+        facts.append(q.qsize())
+        return facts
+
+    expected = on_both(body)
+    assert expected[-2] == "cannot reuse already awaited coroutine"
+    assert expected[-3] == ["coroutine 'Queue.get' was never awaited"] * 2
+
+
 @pytest.mark.skipif(not HAS_SHUTDOWN, reason="Queue.shutdown is new in 3.13")
 def test_shutdown_raises_where_asyncio_does():
     async def body() -> Any:

@@ -12,6 +12,7 @@ import inspect
 import math
 import sys
 import warnings
+import weakref
 from unittest import mock
 
 import pytest
@@ -282,6 +283,74 @@ def test_a_sleep_never_awaited_warns_as_a_coroutine_does():
 
     expected = asyncio.run(body())
     assert expected == [(RuntimeWarning, "coroutine 'sleep' was never awaited")]
+    assert rio_rt.run(body()) == expected
+
+
+def test_a_sleep_dropped_while_an_exception_propagates_keeps_it():
+    """The never-awaited warning runs inside the deallocation, which may
+    happen while an exception unwinds the frame that held the sleep: the
+    exception must come out unchanged, and the warning still be given."""
+
+    def drop_while_raising(delay):
+        s = asyncio.sleep(delay)  # noqa: F841 (dropped by the unwinding)
+        raise ValueError("kept")
+
+    async def body():
+        out = []
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for delay in (0, 1):
+                try:
+                    drop_while_raising(delay)
+                except ValueError as error:
+                    out.append((str(error), error.__context__))
+            gc.collect()
+        return out, [str(w.message) for w in caught]
+
+    expected = asyncio.run(body())
+    assert expected == ([("kept", None)] * 2, ["coroutine 'sleep' was never awaited"] * 2)
+    assert rio_rt.run(body()) == expected
+
+
+def test_a_finished_sleep_is_reused_only_when_no_one_holds_it():
+    """rio keeps one finished sleep(0) to hand out again: never one the program
+    still holds, never keeping its result alive; one handed out again and
+    dropped unawaited still warns, and one held stays finished."""
+
+    class Result:
+        pass
+
+    async def body():
+        facts = []
+        held = asyncio.sleep(0)
+        await held
+        for _ in range(3):
+            fresh = asyncio.sleep(0)
+            facts.append(fresh is not held)
+            await fresh
+        result = Result()
+        ref = weakref.ref(result)
+        finished = asyncio.sleep(0, result)
+        facts.append(await finished is result)
+        del result
+        await asyncio.sleep(0)  # (a new step: the engine drops what the last await ended with)
+        facts.append(ref() is None)  # a finished sleep, held or kept, holds no result
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for _ in range(3):
+                await asyncio.sleep(0)
+                asyncio.sleep(0)  # dropped unawaited
+            gc.collect()
+        facts.append([str(w.message) for w in caught])
+        try:
+            held.send(None)
+        except RuntimeError as error:
+            facts.append(str(error))
+        return facts
+
+    expected = asyncio.run(body())
+    assert expected[-1] == "cannot reuse already awaited coroutine"
+    assert expected[-2] == ["coroutine 'sleep' was never awaited"] * 3
     assert rio_rt.run(body()) == expected
 
 
