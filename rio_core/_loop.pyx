@@ -874,8 +874,10 @@ cdef void warn_never_awaited(PyObject *o, str name) noexcept:
     """CPython's warning for a coroutine that never ran, from the frame that
     dropped it, inside a tp_dealloc: ``o`` leaves the GC first (the warning
     may collect, and ``o`` has no references left), and the error state is
-    kept. (Not __del__: a finalizer runs once per memory block, and the free
-    lists reuse blocks. No source= either: it would keep the dying object.)"""
+    kept. ``o`` is at reference count 0: the callers read its C fields only,
+    and nothing here may take a reference to it (no attribute lookup). (Not
+    __del__: a finalizer runs once per memory block, and the free lists
+    reuse blocks. No source= either: it would keep the dying object.)"""
     cdef PyObject *exc_type
     cdef PyObject *exc_value
     cdef PyObject *exc_tb
@@ -1455,7 +1457,7 @@ cdef void aio_queue_op_dealloc(PyObject *o) noexcept:
         global live_aio_queue_ops_count
         live_aio_queue_ops_count -= 1
     if (<AioQueueOp>o).state == QOP_CREATED:
-        warn_never_awaited(o, (<AioQueueOp>o).__qualname__)
+        warn_never_awaited(o, "Queue.get" if (<AioQueueOp>o).getting else "Queue.put")
     aio_queue_op_cython_dealloc(o)
 
 
