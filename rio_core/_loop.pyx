@@ -888,16 +888,24 @@ cdef void warn_never_awaited(PyObject *o, str name) noexcept:
     PyErr_Restore(exc_type, exc_value, exc_tb)
 
 
+cdef inline void dealloc_awaitable(PyObject *o, bint never_awaited, str name,
+                                   Py_ssize_t *live_count, destructor cython_dealloc) noexcept:
+    """The shared body of the awaitables' tp_dealloc (each type needs its own
+    function, tp_dealloc's signature being fixed): the debug count, the
+    warning when due, then Cython's tp_dealloc."""
+    if RIO_DEBUG_ENABLED:
+        live_count[0] -= 1
+    if never_awaited:
+        warn_never_awaited(o, name)
+    cython_dealloc(o)
+
+
 cdef destructor aio_sleep_cython_dealloc = rio_type_dealloc(<PyObject *>AioSleep)
 
 
 cdef void aio_sleep_dealloc(PyObject *o) noexcept:
-    if RIO_DEBUG_ENABLED:
-        global live_aio_sleeps_count
-        live_aio_sleeps_count -= 1
-    if (<AioSleep>o).state == SLEEP_CREATED:
-        warn_never_awaited(o, "sleep")
-    aio_sleep_cython_dealloc(o)
+    dealloc_awaitable(o, (<AioSleep>o).state == SLEEP_CREATED, "sleep",
+                      &live_aio_sleeps_count, aio_sleep_cython_dealloc)
 
 
 rio_set_type_dealloc(<PyObject *>AioSleep, aio_sleep_dealloc)
@@ -1452,13 +1460,9 @@ cdef destructor aio_queue_op_cython_dealloc = rio_type_dealloc(<PyObject *>AioQu
 
 
 cdef void aio_queue_op_dealloc(PyObject *o) noexcept:
-    """(as aio_sleep_dealloc)"""
-    if RIO_DEBUG_ENABLED:
-        global live_aio_queue_ops_count
-        live_aio_queue_ops_count -= 1
-    if (<AioQueueOp>o).state == QOP_CREATED:
-        warn_never_awaited(o, "Queue.get" if (<AioQueueOp>o).getting else "Queue.put")
-    aio_queue_op_cython_dealloc(o)
+    dealloc_awaitable(o, (<AioQueueOp>o).state == QOP_CREATED,
+                      "Queue.get" if (<AioQueueOp>o).getting else "Queue.put",
+                      &live_aio_queue_ops_count, aio_queue_op_cython_dealloc)
 
 
 rio_set_type_dealloc(<PyObject *>AioQueueOp, aio_queue_op_dealloc)
