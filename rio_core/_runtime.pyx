@@ -121,7 +121,7 @@ cdef extern from "rio.h":
     int rio_dict_slot_put(object d, object key, object value, rio_dict_slot *slot) except -1
     bint rio_dict_slots_probe() noexcept
 
-from cpython.dict cimport PyDict_SetItem, PyDict_GetItem
+from cpython.dict cimport PyDict_GetItem
 from cpython.exc cimport PyErr_Clear
 
 cdef extern from "Python.h":
@@ -1698,7 +1698,7 @@ cdef class Runtime:
             self.step(task)
         finally:
             if outer_task is not None:
-                PyDict_SetItem(self.aio_current, self, outer_task)
+                rio_dict_slot_put(self.aio_current, self, outer_task, &self.aio_slot)
         return 0
 
     cdef object swap_aio_current(self, object task):
